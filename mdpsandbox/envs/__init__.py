@@ -1,0 +1,21 @@
+"""Environments: tabular MDPs, token MDPs (trees in the canonical node order) and generators."""
+from .generators import bandit, chain, garnet, gridworld
+from .tabular import TabularMDP
+from .token import (
+    Leaves,
+    TokenMDP,
+    Trajectories,
+    TreeTooLargeError,
+    bernoulli_tree,
+    n_tree_nodes,
+    qsharp_counterexample,
+    target_string,
+    token_count,
+    tree_bytes,
+)
+
+__all__ = [
+    "TabularMDP", "TokenMDP", "Trajectories", "Leaves", "TreeTooLargeError", "garnet", "chain",
+    "gridworld", "bandit", "target_string", "token_count", "bernoulli_tree", "qsharp_counterexample",
+    "n_tree_nodes", "tree_bytes",
+]

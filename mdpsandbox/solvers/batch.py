@@ -1,0 +1,236 @@
+r"""``solve_batch``: a stack of small MDPs solved exactly in one jitted call, parallel over the batch.
+
+Many small MDPs are dominated by Python overhead (MATH.md §11), so the whole solve loop — policy
+iteration with exact evaluation, or value iteration with the certified stop — runs inside numba,
+``prange`` over MDPs. With ``NUMBA_DISABLE_JIT=1`` the same code runs as plain Python and gives
+the same numbers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numba
+import numpy as np
+
+from .._validate import STOCHASTIC_ATOL, check_distribution, check_finite, check_gamma, check_positive
+
+__all__ = ["BatchSolution", "solve_batch"]
+
+
+@dataclass
+class BatchSolution:
+    """Exact solutions of B MDPs: q, policy ``(B, S, A)``; v ``(B, S)``; residual (‖TV − V‖∞),
+    iterations, converged ``(B,)``."""
+
+    q: np.ndarray
+    v: np.ndarray
+    policy: np.ndarray
+    residual: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+    method: str
+    beta: Optional[float] = None
+    temperature: Optional[float] = None
+
+
+@numba.njit(cache=False)
+def _q_of_v(P, R, g, v, q):
+    S, A = R.shape
+    for s in range(S):
+        for a in range(A):
+            acc = 0.0
+            for t in range(S):
+                acc += P[s, a, t] * v[t]
+            q[s, a] = R[s, a] + g * acc
+
+
+@numba.njit(cache=False)
+def _value_and_policy(q, lam, c, log_ref, v, pol):
+    """V = max Q (λ = 0) or λ LSE(Q/λ + c log π_ref); pol = the matching policy."""
+    S, A = q.shape
+    for s in range(S):
+        if lam == 0.0:
+            m = q[s, 0]
+            best = 0
+            for a in range(1, A):
+                if q[s, a] > m:
+                    m = q[s, a]
+                    best = a
+            v[s] = m
+            for a in range(A):
+                pol[s, a] = 1.0 if a == best else 0.0
+        else:
+            m = -np.inf
+            for a in range(A):
+                z = q[s, a] / lam + c * log_ref[s, a]
+                if z > m:
+                    m = z
+            tot = 0.0
+            for a in range(A):
+                e = math.exp(q[s, a] / lam + c * log_ref[s, a] - m)
+                pol[s, a] = e
+                tot += e
+            for a in range(A):
+                pol[s, a] /= tot
+            v[s] = lam * (m + math.log(tot))
+
+
+@numba.njit(cache=False)
+def _evaluate(P, R, g, pol, temp, beta, log_ref, v):
+    """Exact regularised V^π: solve (I − γP_π) v = Σπ r − β KL + τ H."""
+    S, A = R.shape
+    M = np.eye(S)
+    rhs = np.zeros(S)
+    for s in range(S):
+        for a in range(A):
+            p = pol[s, a]
+            if p > 0.0:
+                lp = math.log(p)
+                rhs[s] += p * (R[s, a] - beta * (lp - log_ref[s, a]) - temp * lp)
+                for t in range(S):
+                    M[s, t] -= g * p * P[s, a, t]
+    v[:] = np.linalg.solve(M, rhs)
+
+
+@numba.njit(parallel=True, cache=False)
+def _solve_batch_kernel(P, R, gammas, temp, beta, log_ref, use_pi, tol, max_iter, q, v, pol, res, its, conv):
+    B, S, A, _ = P.shape
+    lam = temp + beta
+    c = beta / lam if lam > 0 else 0.0
+    eps = 2.220446049250313e-16
+    for b in numba.prange(B):
+        g = gammas[b]
+        Pb, Rb, lr = P[b], R[b], log_ref[b]
+        qb = np.zeros((S, A))
+        vb = np.zeros(S)
+        tv = np.zeros(S)
+        pb = np.zeros((S, A))
+        rmax = 0.0
+        for s in range(S):
+            for a in range(A):
+                rmax = max(rmax, abs(Rb[s, a]))
+        floor = 64.0 * eps * ((rmax + lam * math.log(A) + 50.0 * beta) / (1.0 - g) + 1.0)
+        it = 0
+        done = False
+        r_last = np.inf
+        if use_pi:
+            for s in range(S):
+                for a in range(A):
+                    qb[s, a] = Rb[s, a]
+            _value_and_policy(qb, lam, c, lr, tv, pb)
+            thr = max(tol * (1.0 - g), floor)
+            while it < max_iter:
+                _evaluate(Pb, Rb, g, pb, temp, beta, lr, vb)
+                it += 1
+                _q_of_v(Pb, Rb, g, vb, qb)
+                old = pb.copy()
+                _value_and_policy(qb, lam, c, lr, tv, pb)
+                r_last = 0.0
+                for s in range(S):
+                    r_last = max(r_last, abs(tv[s] - vb[s]))
+                if lam == 0.0:
+                    # keep the old action on (near-)ties: PI then stops when the policy is stable
+                    stable = True
+                    for s in range(S):
+                        a_old = 0
+                        for a in range(A):
+                            if old[s, a] > 0.5:
+                                a_old = a
+                        if qb[s, a_old] >= tv[s] - 1e-12 * (1.0 + abs(tv[s])):
+                            for a in range(A):
+                                pb[s, a] = old[s, a]
+                        else:
+                            stable = False
+                    if stable:
+                        done = True
+                        break
+                elif r_last <= thr:
+                    done = True
+                    break
+        else:
+            thr = tol * (1.0 - g) / (2.0 * g) if g > 0 else np.inf
+            thr = max(thr, floor)
+            while it < max_iter:
+                _q_of_v(Pb, Rb, g, vb, qb)
+                _value_and_policy(qb, lam, c, lr, tv, pb)
+                it += 1
+                r_last = 0.0
+                for s in range(S):
+                    r_last = max(r_last, abs(tv[s] - vb[s]))
+                    vb[s] = tv[s]
+                if r_last < thr:
+                    done = True
+                    break
+        _q_of_v(Pb, Rb, g, vb, qb)
+        _value_and_policy(qb, lam, c, lr, tv, pb)
+        q[b] = qb
+        v[b] = vb
+        pol[b] = pb
+        res[b] = r_last
+        its[b] = it
+        conv[b] = done
+
+
+def solve_batch(P, R, gamma, *, temperature: Optional[float] = None, beta: Optional[float] = None,
+                ref_policy=None, method: str = "pi", tol: float = 1e-9, max_iter: int = 100_000) -> BatchSolution:
+    r"""Solve a stack of B dense MDPs exactly, in parallel over the batch (numba ``prange``).
+
+    P ``(B, S, A, S)``; R ``(B, S, A)``; gamma a float in [0, 1) or ``(B,)``; ``ref_policy``
+    ``(S, A)`` or ``(B, S, A)`` (required with ``beta``). Regularisers as in :func:`solve`:
+    hard, entropy (τ), KL (β) or both. ``method="pi"``: policy iteration with exact evaluation
+    (an S×S solve per step); ``"vi"``: value iteration with the certified stop
+    ‖V_{k+1}−V_k‖∞ < tol(1−γ)/(2γ). The hard policy returned is the first argmax.
+    """
+    P = check_finite(P, "P")
+    if P.ndim != 4 or P.shape[1] != P.shape[3]:
+        raise ValueError(f"P must have shape (B, S, A, S), got {P.shape}")
+    B, S, A, _ = P.shape
+    if np.any(P < 0):
+        raise ValueError("P must be non-negative")
+    dev = np.abs(P.sum(axis=3) - 1.0)
+    if np.any(dev > STOCHASTIC_ATOL * max(1, S)):
+        b, s, a = np.unravel_index(np.argmax(dev), dev.shape)
+        raise ValueError(f"P must be stochastic: P[{b}, {s}, {a}, :] sums to {P[b, s, a].sum()!r}")
+    R = check_finite(R, "R")
+    if R.shape != (B, S, A):
+        raise ValueError(f"R must have shape (B, S, A) = {(B, S, A)}, got {R.shape}")
+    g = np.asarray(gamma, dtype=np.float64)
+    if g.ndim == 0:
+        check_gamma(float(g), "gamma", allow_one=False)
+        gam = np.full(B, float(g))
+    else:
+        if g.shape != (B,):
+            raise ValueError(f"gamma must be a float or have shape ({B},), got {g.shape}")
+        for x in g:
+            check_gamma(float(x), "gamma", allow_one=False)
+        gam = g.copy()
+    t = check_positive(temperature, "temperature") if temperature is not None else 0.0
+    bt = check_positive(beta, "beta") if beta is not None else 0.0
+    if method not in ("pi", "vi"):
+        raise ValueError(f"method must be 'pi' or 'vi', got {method!r}")
+    tol = check_positive(tol, "tol")
+    if bt > 0:
+        if ref_policy is None:
+            raise ValueError("beta needs ref_policy of shape (S, A) or (B, S, A)")
+        ref = check_distribution(ref_policy, "ref_policy")
+        if ref.shape == (S, A):
+            ref = np.broadcast_to(ref, (B, S, A))
+        elif ref.shape != (B, S, A):
+            raise ValueError(f"ref_policy must have shape (S, A) or (B, S, A), got {ref.shape}")
+        with np.errstate(divide="ignore"):
+            log_ref = np.ascontiguousarray(np.log(ref))
+    else:
+        if ref_policy is not None:
+            raise ValueError("ref_policy is only used with beta")
+        log_ref = np.zeros((B, S, A))
+    q = np.empty((B, S, A))
+    v = np.empty((B, S))
+    pol = np.empty((B, S, A))
+    res = np.empty(B)
+    its = np.empty(B, dtype=np.int64)
+    conv = np.empty(B, dtype=np.bool_)
+    _solve_batch_kernel(np.ascontiguousarray(P), np.ascontiguousarray(R), gam, t, bt, log_ref,
+                        method == "pi", tol, int(max_iter), q, v, pol, res, its, conv)
+    return BatchSolution(q, v, pol, res, its, conv, method, bt or None, t or None)

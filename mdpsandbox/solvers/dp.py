@@ -1,0 +1,419 @@
+r"""Exact dynamic programming: value iteration (certified stop), policy iteration (exact, sparse-aware
+evaluation), backward induction (finite horizon; token trees level by level in O(#edges)), and
+policy evaluation — each for hard, entropy-regularised and KL-regularised control (MATH.md §1–4).
+
+Front door: :func:`solve`. Policy evaluation: :func:`evaluate`.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from .._math import logsumexp
+from .._validate import check_distribution, check_int, check_positive, check_shape
+from ..envs.tabular import TabularMDP
+from ..envs.token import TokenMDP, _check_tree_size
+from .backups import Regulariser, bellman_backup, q_backup, tree_level_value
+
+__all__ = ["Solution", "Evaluation", "solve", "evaluate", "ConvergenceWarning", "METHODS", "make_regulariser"]
+
+METHODS = ("auto", "vi", "pi", "backward")
+_EPS = np.finfo(np.float64).eps
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative solver stopped at ``max_iter`` before its certified tolerance."""
+
+
+@dataclass
+class Solution:
+    r"""An exact (certified) solution of a hard / entropy / KL-regularised control problem.
+
+    Shapes: TabularMDP — q, policy ``(S, A)``, v ``(S,)``; with a finite ``horizon`` H, q and policy
+    ``(H, S, A)`` and v ``(H, S)`` (stage t, value 0 after stage H−1). TokenMDP — q, policy
+    ``(n_nodes, V)``, v ``(n_nodes,)`` in the canonical node order (leading prompt axis with
+    several prompts).
+
+    residual : sup-norm Bellman residual reported by the method (VI: ‖V_{k+1} − V_k‖∞; PI: ‖TV − V‖∞;
+        backward induction: 0, exact by construction up to round-off).
+    bound : certified ‖v − v*‖∞ bound (VI: γ·residual/(1−γ) ≤ tol/2; PI: residual/(1−γ); ``inf``
+        when γ = 1 and the method is iterative, since no contraction certificate exists).
+    iterations : sweeps (VI), improvement steps (PI) or levels (backward induction).
+    value_initial : μ0·v (tabular) or the mean root value over prompts (token).
+    """
+
+    q: np.ndarray
+    v: np.ndarray
+    policy: np.ndarray
+    residual: float
+    iterations: int
+    converged: bool
+    method: str
+    beta: Optional[float] = None
+    temperature: Optional[float] = None
+    bound: float = 0.0
+    value_initial: float = 0.0
+    tol: Optional[float] = None
+
+    def summary(self) -> dict:
+        """JSON-friendly scalars."""
+        return {
+            "method": self.method, "beta": self.beta, "temperature": self.temperature,
+            "value_initial": float(self.value_initial), "residual": float(self.residual),
+            "bound": float(self.bound), "iterations": int(self.iterations), "converged": bool(self.converged),
+        }
+
+
+@dataclass
+class Evaluation:
+    r"""Regularised value of a fixed policy π: :math:`V^\pi = E_\pi\sum_t\gamma^t(r_t - \beta KL_t + \tau H_t)`.
+
+    v ``(S,)``/``(n_nodes,)``; q ``(S, A)``/``(n_nodes, V)`` (Q^π(s,a) = r + γ E V^π(s'));
+    kl, entropy: per-state KL(π‖π_ref) and H(π) (0 where no reference is given).
+    """
+
+    v: np.ndarray
+    q: np.ndarray
+    kl: np.ndarray
+    entropy: np.ndarray
+    value_initial: float = 0.0
+    beta: Optional[float] = None
+    temperature: Optional[float] = None
+
+
+# ---------------------------------------------------------------------- argument handling
+def make_regulariser(env, beta, temperature, ref_policy) -> tuple[Regulariser, Optional[np.ndarray]]:
+    """Validate (β, τ, π_ref) for ``env`` and build the :class:`Regulariser`.
+
+    For a TokenMDP returns ``(reg, ell)`` where ``ell`` is the reference in logit form
+    ``(P, N, V)`` (the env's ``ref_logits`` unless ``ref_policy`` overrides it)."""
+    b = check_positive(beta, "beta") if beta is not None else 0.0
+    t = check_positive(temperature, "temperature") if temperature is not None else 0.0
+    if ref_policy is not None and beta is None:
+        raise ValueError("ref_policy is only used with beta (KL regularisation); pass beta or drop ref_policy")
+    if isinstance(env, TokenMDP):
+        if ref_policy is not None:
+            p = env.check_policy(ref_policy, "ref_policy")
+            with np.errstate(divide="ignore"):
+                ell = np.log(p)
+        else:
+            ell = env._ref
+        log_ref = None
+        if b > 0:
+            log_ref = ell - logsumexp(ell, axis=-1)[..., None]
+        return Regulariser(t, b, log_ref), ell
+    if not isinstance(env, TabularMDP):
+        raise ValueError(f"env must be a TabularMDP or TokenMDP, got {type(env).__name__}")
+    log_ref = None
+    if b > 0:
+        ref = ref_policy if ref_policy is not None else env.ref_policy
+        if ref is None:
+            raise ValueError("beta (KL regularisation) on a TabularMDP needs ref_policy (S, A): pass "
+                             "ref_policy=... (e.g. a uniform policy) or build the MDP with ref_policy")
+        ref = check_distribution(ref, "ref_policy")
+        check_shape(ref, (env.n_states, env.n_actions), "ref_policy")
+        with np.errstate(divide="ignore"):
+            log_ref = np.log(ref)
+    return Regulariser(t, b, log_ref), None
+
+
+def _value_scale(env: TabularMDP, reg: Regulariser) -> float:
+    """A priori bound on |V| used for round-off floors: (max|r| + λ log A + β max|log π_ref|)/(1−γ)."""
+    rmax = float(np.max(np.abs(env.R))) if env.R.size else 0.0
+    extra = reg.lam * math.log(env.n_actions)
+    if reg.beta > 0:
+        finite = reg.log_ref[np.isfinite(reg.log_ref)]
+        extra += reg.beta * (float(np.max(np.abs(finite))) if finite.size else 0.0)
+    horizon = 1.0 / (1.0 - env.gamma) if env.gamma < 1 else float(env.n_states)
+    return (rmax + extra) * horizon + 1.0
+
+
+# ---------------------------------------------------------------------- front door
+def solve(env: Union[TabularMDP, TokenMDP], *, beta: Optional[float] = None,
+          temperature: Optional[float] = None, ref_policy=None, method: str = "auto",
+          tol: float = 1e-9, max_iter: Optional[int] = None, horizon: Optional[int] = None) -> Solution:
+    r"""Solve ``env`` exactly.
+
+    No regulariser: hard control :math:`V^* = \max_a Q^*`. ``temperature=τ``: entropy-regularised
+    :math:`V^*_\tau = \tau\,\mathrm{LSE}(Q^*_\tau/\tau)`. ``beta=β``: KL-regularised to ``ref_policy``
+    :math:`V^* = \beta\log\sum_a\pi_{ref}(a|s)e^{Q^*(s,a)/\beta}` (a TokenMDP uses its own
+    reference unless ``ref_policy`` is given; a TabularMDP uses its ``ref_policy``). Both: entropy
+    + KL (MATH.md §3). In every case :math:`Q^*(s,a) = r(s,a) + \gamma\sum_{s'}P(s'|s,a)V^*(s')`.
+
+    method : ``"auto"`` (token tree or finite ``horizon`` → backward induction; γ ≥ 0.9 or γ = 1 →
+        policy iteration; else value iteration), ``"vi"``, ``"pi"`` or ``"backward"``.
+        On a TokenMDP ``"vi"``/``"pi"`` run on :meth:`TokenMDP.to_tabular` (a cross-check).
+    tol : VI stops when ‖V_{k+1} − V_k‖∞ < tol(1−γ)/(2γ), which certifies ‖V − V*‖∞ < tol/2 and an
+        tol-optimal greedy policy (Puterman 1994, Thm 6.3.1); PI stops when the policy is stable
+        (hard) or the Bellman residual is ≤ tol(1−γ) (regularised).
+    max_iter : cap for iterative methods (default: the a-priori count the contraction guarantees);
+        reaching it returns ``converged=False`` and warns — never a silent cap.
+    horizon : finite-horizon problem for a TabularMDP (backward induction; allows γ = 1).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    tol = check_positive(tol, "tol")
+    if max_iter is not None:
+        max_iter = check_int(max_iter, "max_iter")
+    reg, ell = make_regulariser(env, beta, temperature, ref_policy)
+    if isinstance(env, TokenMDP):
+        if horizon is not None:
+            raise ValueError("horizon is fixed by the TokenMDP; do not pass horizon")
+        if method in ("auto", "backward"):
+            return _solve_tree(env, reg, ell)
+        tab = env.to_tabular()
+        ref_tab = None
+        if beta is not None:
+            ref_tab = np.concatenate([np.exp(reg.log_ref).reshape(-1, env.vocab_size),
+                                      np.full((1, env.vocab_size), 1.0 / env.vocab_size)])
+        sol = solve(tab, beta=beta, temperature=temperature, ref_policy=ref_tab, method=method, tol=tol,
+                    max_iter=max_iter)
+        shp = env.shape
+        sol.q = sol.q[:-1].reshape(shp)
+        sol.policy = sol.policy[:-1].reshape(shp)
+        sol.v = sol.v[:-1].reshape(shp[:-1])
+        return sol
+    if horizon is not None:
+        horizon = check_int(horizon, "horizon")
+        if method not in ("auto", "backward"):
+            raise ValueError(f"a finite horizon is solved by backward induction; method={method!r} is not available")
+        return _backward_tabular(env, reg, horizon)
+    if method == "backward":
+        raise ValueError("method='backward' on a TabularMDP needs horizon=H")
+    env.check_solvable()
+    if method == "auto":
+        method = "pi" if env.gamma >= 0.9 else "vi"
+    if method == "vi":
+        return _value_iteration(env, reg, tol, max_iter)
+    return _policy_iteration(env, reg, tol, max_iter)
+
+
+def _finish(env: TabularMDP, reg: Regulariser, v: np.ndarray):
+    """(q, v, policy) consistent with v: q = R + γPv (0 at terminals), policy = reg.policy(q)."""
+    q = q_backup(env.P2, env.R, env.gamma, v)
+    q[env.terminal] = 0.0
+    return q, reg.policy(q)
+
+
+def _value_iteration(env: TabularMDP, reg: Regulariser, tol: float, max_iter: Optional[int]) -> Solution:
+    g = env.gamma
+    scale = _value_scale(env, reg)
+    if g < 1.0:
+        thr = tol * (1.0 - g) / (2.0 * g) if g > 0 else np.inf
+        floor = 16 * _EPS * scale
+        if thr < floor:
+            raise ValueError(
+                f"tol={tol:g} asks value iteration for ‖V_k+1 − V_k‖ < {thr:.3g}, below the float64 round-off "
+                f"({floor:.3g}) of values up to {scale:.3g} at gamma={g}; use a larger tol or method='pi'")
+    else:
+        thr = tol
+    v = np.zeros(env.n_states)
+    it, diff, cap = 0, np.inf, max_iter
+    while True:
+        _, v_new = bellman_backup(env.P2, env.R, g, v, reg, env.terminal)
+        it += 1
+        diff = float(np.max(np.abs(v_new - v))) if v.size else 0.0
+        v = v_new
+        if diff < thr:
+            converged = True
+            break
+        if cap is None:
+            # contraction: ‖V_{k+1} − V_k‖ ≤ γ^k ‖V_1 − V_0‖, so this many sweeps always suffice
+            cap = (int(math.ceil(math.log(thr / diff) / math.log(g))) + 100) if 0 < g < 1 else 1_000_000
+        if it >= cap:
+            converged = False
+            warnings.warn(f"value iteration stopped at max_iter={cap} with residual {diff:.3g} > {thr:.3g}",
+                          ConvergenceWarning, stacklevel=3)
+            break
+    q, pol = _finish(env, reg, v)
+    bound = g * diff / (1.0 - g) if g < 1 else np.inf
+    return Solution(q, v, pol, diff, it, converged, "vi", _b(reg), _t(reg), bound, float(env.initial @ v), tol)
+
+
+def _b(reg):
+    return reg.beta if reg.beta > 0 else None
+
+
+def _t(reg):
+    return reg.temperature if reg.temperature > 0 else None
+
+
+def _evaluate_tabular(env: TabularMDP, policy: np.ndarray, reg: Regulariser):
+    """Exact regularised V^π by one linear solve (I − γP_π)V = r_π − cost_π (sparse-aware)."""
+    cost, kl, ent = reg.penalty(policy)
+    if not np.all(np.isfinite(cost)):
+        s = int(np.argmax(~np.isfinite(cost)))
+        raise ValueError(f"policy puts mass where ref_policy is 0 (state {s}): KL is infinite")
+    r_pi = np.sum(policy * env.R, axis=1) - cost
+    r_pi[env.terminal] = 0.0
+    S, g = env.n_states, env.gamma
+    P_pi = env.policy_matrix(policy)
+    keep = (~env.terminal).astype(np.float64)
+    if sp.issparse(P_pi):
+        M = sp.identity(S, format="csr") - g * sp.diags(keep) @ P_pi
+        v = spla.spsolve(M.tocsc(), r_pi)
+    else:
+        M = np.eye(S) - g * keep[:, None] * P_pi
+        v = np.linalg.solve(M, r_pi)
+    v = np.asarray(v, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        raise ValueError("policy evaluation failed: I − γP_π is singular (γ = 1 with an improper policy?)")
+    return v, kl, ent
+
+
+def _policy_iteration(env: TabularMDP, reg: Regulariser, tol: float, max_iter: Optional[int]) -> Solution:
+    g = env.gamma
+    cap = max_iter or 10_000
+    S, A = env.n_states, env.n_actions
+    if reg.is_hard:
+        act = np.argmax(env.R, axis=1)
+        pol = np.eye(A)[act]
+    else:
+        pol = reg.policy(env.R.copy())
+    it, converged = 0, False
+    scale = _value_scale(env, reg)
+    thr = tol * (1.0 - g) if g < 1 else tol
+    floor = 64 * _EPS * scale
+    while it < cap:
+        v, _, _ = _evaluate_tabular(env, pol, reg)
+        it += 1
+        q = q_backup(env.P2, env.R, g, v)
+        q[env.terminal] = 0.0
+        tv = reg.value(q)
+        tv[env.terminal] = 0.0
+        res = float(np.max(np.abs(tv - v)))
+        if reg.is_hard:
+            # keep the current action on ties so PI cannot cycle between equal-valued policies
+            best = np.max(q, axis=1)
+            cur = q[np.arange(S), act]
+            new = np.where(cur >= best - 1e-12 * (1 + np.abs(best)), act, np.argmax(q, axis=1))
+            if np.array_equal(new, act):
+                converged = True
+                break
+            act = new
+            pol = np.eye(A)[act]
+        else:
+            if res <= max(thr, floor):
+                converged = True
+                break
+            pol = reg.policy(q)
+    if not converged:
+        warnings.warn(f"policy iteration stopped at max_iter={cap} with Bellman residual {res:.3g}",
+                      ConvergenceWarning, stacklevel=3)
+    q, pol_out = _finish(env, reg, v)
+    if reg.is_hard:
+        pol_out = reg.policy(q)
+    bound = res / (1.0 - g) if g < 1 else (0.0 if res <= floor else np.inf)
+    return Solution(q, v, pol_out, res, it, converged, "pi", _b(reg), _t(reg), bound, float(env.initial @ v), tol)
+
+
+def _backward_tabular(env: TabularMDP, reg: Regulariser, H: int) -> Solution:
+    S, A = env.n_states, env.n_actions
+    qs, vs, ps = np.zeros((H, S, A)), np.zeros((H, S)), np.zeros((H, S, A))
+    v = np.zeros(S)
+    for t in range(H - 1, -1, -1):
+        q, v = bellman_backup(env.P2, env.R, env.gamma, v, reg, env.terminal)
+        qs[t], vs[t], ps[t] = q, v, reg.policy(q)
+    return Solution(qs, vs, ps, 0.0, H, True, "backward", _b(reg), _t(reg), 0.0, float(env.initial @ vs[0]))
+
+
+def _solve_tree(env: TokenMDP, reg: Regulariser, ell: np.ndarray) -> Solution:
+    r"""Backward induction on the token tree, one level at a time (MATH.md §4):
+    :math:`Q(s,a) = r(s,a) + \gamma V(s\cdot a)` (V = 0 past EOS or length H), then V and π from the
+    level's Q with :func:`tree_level_value` (one exp per edge; the node's LSE ℓ_ref is cached)."""
+    _check_tree_size(env.vocab_size, env.horizon, env.n_prompts, None, n_arrays=4)
+    Pn, N, V, H = env.n_prompts, env.n_nodes, env.vocab_size, env.horizon
+    if ell is env._ref:
+        env.lse_ref
+        lse = env._lse_ref
+    else:
+        lse = np.zeros((Pn, N)) if reg.beta > 0 else np.zeros((Pn, N))
+    if reg.beta == 0:
+        ell = np.zeros((1, 1, 1))  # unused (c = 0); avoids 0·(−inf)
+    q = np.empty((Pn, N, V))
+    v = np.empty((Pn, N))
+    pol = np.empty((Pn, N, V))
+    ls = env.level_start
+    for h in range(H - 1, -1, -1):
+        a, b = ls[h], ls[h + 1]
+        n_h = b - a
+        qh = q[:, a:b]
+        if h == H - 1:
+            qh[...] = env._rew[:, a:b]
+        else:
+            np.multiply(v[:, b:ls[h + 2]].reshape(Pn, n_h, V), env.gamma, out=qh)
+            qh += env._rew[:, a:b]
+            if env.eos is not None:
+                qh[:, :, env.eos] = env._rew[:, a:b, env.eos]
+        ell_h = ell[:, a:b].reshape(Pn * n_h, V) if reg.beta > 0 else np.zeros((Pn * n_h, V))
+        vh, ph = tree_level_value(qh.reshape(Pn * n_h, V), ell_h, lse[:, a:b].reshape(-1), reg)
+        v[:, a:b] = vh.reshape(Pn, n_h)
+        pol[:, a:b] = ph.reshape(Pn, n_h, V)
+    sol = Solution(env._user(q), env._user(v), env._user(pol), 0.0, H, True, "backward", _b(reg), _t(reg),
+                   0.0, float(np.mean(v[:, 0])))
+    return sol
+
+
+# ---------------------------------------------------------------------- policy evaluation
+def evaluate(env: Union[TabularMDP, TokenMDP], policy, *, beta: Optional[float] = None,
+             temperature: Optional[float] = None, ref_policy=None, horizon: Optional[int] = None) -> Evaluation:
+    r"""Exact regularised value of a fixed policy π (``(S, A)`` or the token shape):
+
+    .. math:: V^\pi(s) = \sum_a \pi(a|s)\big[Q^\pi(s,a) - \beta\log\tfrac{\pi(a|s)}{\pi_{ref}(a|s)}
+              - \tau\log\pi(a|s)\big],\quad Q^\pi(s,a) = r(s,a) + \gamma E_{s'}V^\pi(s').
+
+    Tabular: one linear solve (never an inverse; sparse-aware). Token tree: one backward pass.
+    Returns per-state KL(π‖π_ref) (against the env's reference for a TokenMDP when beta is None
+    too) and entropy H(π).
+    """
+    reg, ell = make_regulariser(env, beta, temperature, ref_policy)
+    if isinstance(env, TokenMDP):
+        pol = env.check_policy(policy)
+        log_ref = reg.log_ref if reg.log_ref is not None else env._ref - logsumexp(env._ref, axis=-1)[..., None]
+        cost_reg = Regulariser(reg.temperature, reg.beta, log_ref)
+        cost, kl, ent = cost_reg.penalty(pol)
+        if reg.beta > 0 and not np.all(np.isfinite(cost)):
+            raise ValueError("policy puts mass where ref_policy is 0: KL is infinite")
+        Pn, N, V, H, ls = env.n_prompts, env.n_nodes, env.vocab_size, env.horizon, env.level_start
+        q = np.empty((Pn, N, V))
+        v = np.empty((Pn, N))
+        for h in range(H - 1, -1, -1):
+            a, b = ls[h], ls[h + 1]
+            if h == H - 1:
+                q[:, a:b] = env._rew[:, a:b]
+            else:
+                q[:, a:b] = env._rew[:, a:b] + env.gamma * v[:, b:ls[h + 2]].reshape(Pn, b - a, V)
+                if env.eos is not None:
+                    q[:, a:b, env.eos] = env._rew[:, a:b, env.eos]
+            v[:, a:b] = np.sum(pol[:, a:b] * q[:, a:b], axis=-1) - cost[:, a:b]
+        return Evaluation(env._user(v), env._user(q), env._user(kl), env._user(ent),
+                          float(np.mean(v[:, 0])), _b(reg), _t(reg))
+    pol = check_distribution(policy, "policy")
+    if horizon is not None:
+        horizon = check_int(horizon, "horizon")
+        shape = (horizon, env.n_states, env.n_actions) if pol.ndim == 3 else (env.n_states, env.n_actions)
+        check_shape(pol, shape, "policy")
+        pols = pol if pol.ndim == 3 else np.broadcast_to(pol, (horizon, env.n_states, env.n_actions))
+        vn = np.zeros(env.n_states)
+        vs, qs, kls, ents = (np.zeros((horizon, env.n_states)), np.zeros((horizon, env.n_states, env.n_actions)),
+                             np.zeros((horizon, env.n_states)), np.zeros((horizon, env.n_states)))
+        for t in range(horizon - 1, -1, -1):
+            qt = q_backup(env.P2, env.R, env.gamma, vn)
+            qt[env.terminal] = 0.0
+            cost, kls[t], ents[t] = reg.penalty(pols[t])
+            vn = np.sum(pols[t] * qt, axis=1) - cost
+            vn[env.terminal] = 0.0
+            vs[t], qs[t] = vn, qt
+        return Evaluation(vs, qs, kls, ents, float(env.initial @ vs[0]), _b(reg), _t(reg))
+    check_shape(pol, (env.n_states, env.n_actions), "policy")
+    env.check_solvable()
+    v, kl, ent = _evaluate_tabular(env, pol, reg)
+    q = q_backup(env.P2, env.R, env.gamma, v)
+    q[env.terminal] = 0.0
+    return Evaluation(v, q, kl, ent, float(env.initial @ v), _b(reg), _t(reg))
