@@ -1,0 +1,636 @@
+r"""GFlowNet learners (MATH.md §8): pure losses in log space, a tabular (and a token-tree neural)
+parametrisation, trajectory sampling with exploration, and one training function.
+
+Losses — pure functions of tensors, unreduced unless stated; ``log`` everywhere:
+
+* :func:`fm_residual` — flow matching (Bengio et al. 2021, "Flow network based generative models
+  for non-iterative diverse candidate generation"), per state s':
+  LSE_{s→s'} log F(s→s') − LSE[log R(s'), log F(s'→·)].
+* :func:`db_residual` — detailed balance (Bengio et al. 2023, "GFlowNet foundations"), per transition:
+  log F(s) + log P_F(s'|s) − log F(s') − log P_B(s|s'), with F := R at the exit.
+* :func:`tb_residual` — trajectory balance (Malkin et al. 2022, "Trajectory balance: improved credit
+  assignment in GFlowNets"): log Z + Σ log P_F − log R(x) − Σ log P_B.
+* :func:`subtb_loss` — SubTB(λ) (Madan et al. 2023, "Learning GFlowNets from partial episodes for
+  improved convergence and stability"): Σ_{i<j} λ^{j−i} δ_{ij}² / Σ_{i<j} λ^{j−i} over all
+  sub-trajectories, δ_{ij} = log F(s_i) + Σ_{i..j−1} log P_F − log F(s_j) − Σ_{i..j−1} log P_B.
+* :func:`zvar_loss` — log-partition variance (Zhang et al. 2023, "Robust scheduling with
+  GFlowNets"): the batch variance of ζ(τ) = log R(x) + Σ log P_B − Σ log P_F (no Z parameter; at
+  the optimum ζ ≡ log Z).
+
+Trajectories on a :class:`~mdpsandbox.envs.dag.DAG` (:class:`GFlowNetTrajectories`): states
+s_0 … s_T = x, actions a_0 … a_T with a_T = stop; the "state after stop" has flow R(x).
+
+Off-policy training: :func:`sample_trajectories` draws from an exploratory *sampler*
+(tempered P_F mixed with ε-uniform); the losses always evaluate log P_F under the *policy* model,
+never the sampler (the sampler's log-probabilities are returned separately, for diagnostics).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._validate import check_int, check_positive
+from ..envs.dag import DAG, TreeDAG
+from ..solvers.flows import (Flows, as_dag, backward_log_policy, flows, terminating_distribution,
+                             tv_distance)
+
+__all__ = [
+    "fm_residual", "fm_loss", "db_residual", "db_loss", "tb_residual", "tb_loss", "subtb_residuals",
+    "subtb_loss", "zvar_loss", "check_lambda",
+    "GFlowNetTrajectories", "sample_trajectories", "enumerate_trajectories",
+    "GFlowNetModel", "TabularGFlowNet", "TreeModelGFlowNet",
+    "GFlowNetConfig", "GFlowNetResult", "train_gflownet", "gflownet_loss", "LOSSES", "ALGORITHMS",
+]
+
+#: Loss names accepted by :func:`train_gflownet`.
+LOSSES = ("fm", "db", "tb", "subtb", "zvar")
+
+
+def check_lambda(lam) -> float:
+    """SubTB's λ must be a finite real > 0 (λ → 0 is DB-like, λ = 1 weighs all sub-paths equally)."""
+    if isinstance(lam, bool) or not isinstance(lam, (int, float, np.floating, np.integer)):
+        raise ValueError(f"lam (SubTB λ) must be a real number > 0, got {lam!r}")
+    if not math.isfinite(float(lam)) or float(lam) <= 0:
+        raise ValueError(f"lam (SubTB λ) must be finite and > 0, got {lam!r}")
+    return float(lam)
+
+
+# ---------------------------------------------------------------------- pure losses
+def fm_residual(log_inflows: torch.Tensor, log_outflows: torch.Tensor, log_reward: torch.Tensor) -> torch.Tensor:
+    r"""Flow-matching residual at states s' (Bengio et al. 2021, Eq. 12, in log space)::
+
+        δ(s') = LSE_{s ∈ Pa(s')} log F(s→s') − LSE[ log R(s'), LSE_{s''} log F(s'→s'') ]
+
+    log_inflows ``(B, K_in)`` edge log-flows into s' (``-inf`` padding); log_outflows ``(B, K_out)``
+    edge log-flows out of s' over move actions (``-inf`` padding); log_reward ``(B,)`` log R(s')
+    (``-inf`` where s' is not an object). Returns ``(B,)``. Not defined at s0 (no inflow).
+    """
+    inflow = torch.logsumexp(log_inflows, dim=-1)
+    outflow = torch.logsumexp(torch.cat([log_reward[..., None], log_outflows], dim=-1), dim=-1)
+    return inflow - outflow
+
+
+def fm_loss(log_inflows, log_outflows, log_reward) -> torch.Tensor:
+    """Squared :func:`fm_residual`, ``(B,)``."""
+    return fm_residual(log_inflows, log_outflows, log_reward).pow(2)
+
+
+def db_residual(log_flow: torch.Tensor, log_pf: torch.Tensor, log_flow_next: torch.Tensor,
+                log_pb: torch.Tensor) -> torch.Tensor:
+    r"""Detailed-balance residual per transition s→s' (Bengio et al. 2023, "GFlowNet foundations",
+    Def. of detailed balance; MATH.md §8)::
+
+        δ(s→s') = log F(s) + log P_F(s'|s) − log F(s') − log P_B(s|s')
+
+    At the exit transition x→stop pass ``log_flow_next`` = log R(x) and ``log_pb`` = 0. All ``(B,)``.
+    """
+    return log_flow + log_pf - log_flow_next - log_pb
+
+
+def db_loss(log_flow, log_pf, log_flow_next, log_pb) -> torch.Tensor:
+    """Squared :func:`db_residual`, ``(B,)``."""
+    return db_residual(log_flow, log_pf, log_flow_next, log_pb).pow(2)
+
+
+def tb_residual(log_z: torch.Tensor, sum_log_pf: torch.Tensor, log_reward: torch.Tensor,
+                sum_log_pb: torch.Tensor) -> torch.Tensor:
+    r"""Trajectory-balance residual (Malkin et al. 2022, Eq. 14)::
+
+        δ(τ) = log Z + Σ_t log P_F(s_{t+1}|s_t) − log R(x) − Σ_t log P_B(s_t|s_{t+1})
+
+    log_z scalar; the others ``(B,)`` (sums over each trajectory, stop included in Σ log P_F).
+    """
+    return log_z + sum_log_pf - log_reward - sum_log_pb
+
+
+def tb_loss(log_z, sum_log_pf, log_reward, sum_log_pb) -> torch.Tensor:
+    """Squared :func:`tb_residual`, ``(B,)``."""
+    return tb_residual(log_z, sum_log_pf, log_reward, sum_log_pb).pow(2)
+
+
+def subtb_residuals(log_flows: torch.Tensor, log_pf: torch.Tensor, log_pb: torch.Tensor) -> torch.Tensor:
+    r"""All sub-trajectory residuals (Madan et al. 2023, Eq. 7)::
+
+        δ_{ij} = log F(s_i) + Σ_{t=i}^{j−1} log P_F(t) − log F(s_j) − Σ_{t=i}^{j−1} log P_B(t)
+
+    log_flows ``(B, T + 1)`` (position = length holds log R(x), the flow after stop); log_pf, log_pb
+    ``(B, T)`` per action (0 on padding). Returns ``(B, T + 1, T + 1)`` with entry [b, i, j]
+    (meaningful for i < j ≤ length_b).
+    """
+    zero = torch.zeros_like(log_pf[:, :1])
+    c = torch.cat([zero, torch.cumsum(log_pf - log_pb, dim=1)], dim=1)  # (B, T+1)
+    return (log_flows[:, :, None] + c[:, None, :]) - (log_flows[:, None, :] + c[:, :, None])
+
+
+def subtb_loss(log_flows: torch.Tensor, log_pf: torch.Tensor, log_pb: torch.Tensor,
+               lengths: torch.Tensor, lam: float) -> torch.Tensor:
+    r"""SubTB(λ) loss per trajectory (Madan et al. 2023, Eq. 8; MATH.md §8)::
+
+        L(τ) = Σ_{0≤i<j≤n} λ^{j−i} δ_{ij}² / Σ_{0≤i<j≤n} λ^{j−i},   n = number of actions (stop included)
+
+    Shapes as in :func:`subtb_residuals`; lengths ``(B,)`` int. λ > 0 (``ValueError`` otherwise).
+    λ → 0 weighs one-step (DB) terms most, λ → ∞ the full trajectory (TB with Z = F(s0)).
+    """
+    lam = check_lambda(lam)
+    T1 = log_flows.shape[1]
+    d = subtb_residuals(log_flows, log_pf, log_pb)
+    idx = torch.arange(T1, device=log_flows.device)
+    gap = (idx[None, :] - idx[:, None]).to(log_flows.dtype)  # j − i
+    ok = (gap > 0)[None] & (idx[None, None, :] <= lengths[:, None, None])
+    w = torch.where(ok, torch.exp(gap * math.log(lam))[None].expand_as(d), torch.zeros_like(d))
+    num = (w * torch.where(ok, d, torch.zeros_like(d)).pow(2)).sum(dim=(1, 2))
+    return num / w.sum(dim=(1, 2))
+
+
+def zvar_loss(sum_log_pf: torch.Tensor, log_reward: torch.Tensor, sum_log_pb: torch.Tensor) -> torch.Tensor:
+    r"""Log-partition variance loss (Zhang et al. 2023, "Robust scheduling with GFlowNets", Eq. 8),
+    a scalar::
+
+        ζ(τ) = log R(x) + Σ log P_B − Σ log P_F,   L = mean_b (ζ_b − mean ζ)²
+
+    All inputs ``(B,)`` with B ≥ 2. At the optimum ζ ≡ log Z on every trajectory; mean ζ estimates
+    log Z.
+    """
+    zeta = log_reward + sum_log_pb - sum_log_pf
+    return (zeta - zeta.mean()).pow(2).mean()
+
+
+# ---------------------------------------------------------------------- trajectories
+@dataclass(frozen=True)
+class GFlowNetTrajectories:
+    r"""A batch of complete trajectories on a DAG, padded.
+
+    states ``(n, T + 1)`` int64: s_0 … s_{len−1} = x then ``-1``; actions ``(n, T)`` int64: a_0 …
+    a_{len−1} (the last is stop) then ``-1``; lengths ``(n,)`` number of actions (stop included);
+    objects ``(n,)`` object index of x (order of ``dag.objects``); log_p_sampler ``(n,)`` log-probability
+    of each trajectory under the sampler that drew it (not used by the losses). T = dag.depth + 1.
+    """
+
+    states: np.ndarray
+    actions: np.ndarray
+    lengths: np.ndarray
+    objects: np.ndarray
+    log_p_sampler: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+def _sampler_probs(dag: DAG, log_pf: np.ndarray, epsilon: float, temperature: float) -> np.ndarray:
+    """(1 − ε) softmax(log P_F / T) + ε Uniform(available actions), ``(S, A + 1)``."""
+    z = np.where(dag.valid, log_pf / temperature, -np.inf)
+    z = z - np.max(z, axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    u = dag.valid / dag.valid.sum(axis=1, keepdims=True)
+    return (1.0 - epsilon) * p + epsilon * u
+
+
+def sample_trajectories(env, log_pf, n: int, seed: int = 0, *, epsilon: float = 0.0,
+                        temperature: float = 1.0) -> GFlowNetTrajectories:
+    r"""Sample ``n`` complete trajectories from s0 with the exploratory sampler
+
+        π_s(a|s) = (1 − ε) softmax(log P_F(·|s) / temperature)_a + ε / |A(s)|
+
+    (ε-uniform over the available actions, tempering with ``temperature`` > 0; ε = 0 and
+    temperature = 1 is on-policy). One vectorised step per depth level. ``log_pf`` ``(S, A + 1)``
+    (numpy, -inf on unavailable actions). Losses must evaluate log P_F under the policy model, not
+    ``log_p_sampler``.
+    """
+    dag = as_dag(env)
+    n = check_int(n, "n")
+    if not (0.0 <= float(epsilon) <= 1.0):
+        raise ValueError(f"epsilon must lie in [0, 1], got {epsilon!r}")
+    temperature = check_positive(temperature, "temperature")
+    lp = np.asarray(log_pf, dtype=np.float64)
+    probs = _sampler_probs(dag, lp, float(epsilon), temperature)
+    cdf = np.cumsum(probs, axis=1)
+    rng = np.random.default_rng(seed)
+    T = dag.depth + 1
+    states = -np.ones((n, T + 1), dtype=np.int64)
+    actions = -np.ones((n, T), dtype=np.int64)
+    logp = np.zeros(n)
+    cur = np.zeros(n, dtype=np.int64)
+    alive = np.ones(n, dtype=bool)
+    lengths = np.zeros(n, dtype=np.int64)
+    A = dag.n_actions
+    with np.errstate(divide="ignore"):
+        logprobs = np.log(probs)
+    for t in range(T):
+        idx = np.nonzero(alive)[0]
+        if idx.size == 0:
+            break
+        s = cur[idx]
+        states[idx, t] = s
+        u = rng.random(idx.size) * cdf[s, -1]
+        a = np.minimum((u[:, None] >= cdf[s]).sum(axis=1), A)
+        # guard against round-off landing on an unavailable action
+        bad = ~dag.valid[s, a]
+        if bad.any():
+            a[bad] = np.argmax(dag.valid[s[bad]] * probs[s[bad]], axis=1)
+        actions[idx, t] = a
+        logp[idx] += logprobs[s, a]
+        lengths[idx] += 1
+        stop = a == A
+        alive[idx[stop]] = False
+        cur[idx[~stop]] = dag.children[s[~stop], a[~stop]]
+    if alive.any():  # pragma: no cover - every path reaches a stop within depth + 1 actions
+        raise RuntimeError("a trajectory did not stop within depth + 1 actions")
+    x = states[np.arange(n), lengths - 1]
+    return GFlowNetTrajectories(states, actions, lengths, dag.object_index[x], logp)
+
+
+def enumerate_trajectories(env, *, max_trajectories: int = 200_000) -> GFlowNetTrajectories:
+    r"""Every complete trajectory of the DAG (Σ_x n(x) of them), for exact full-batch losses.
+    ``log_p_sampler`` is the uniform-over-trajectories log-probability. Refuses more than
+    ``max_trajectories``."""
+    dag = as_dag(env)
+    total = float(dag.n_paths[dag.objects].sum())
+    if total > max_trajectories:
+        raise ValueError(f"the DAG has {total:.0f} complete trajectories, more than max_trajectories="
+                         f"{max_trajectories}; sample them instead")
+    T = dag.depth + 1
+    out_s, out_a = [], []
+    partial = [([0], [])]
+    while partial:
+        nxt = []
+        for st, ac in partial:
+            s = st[-1]
+            if dag.can_stop[s]:
+                out_s.append(st)
+                out_a.append(ac + [dag.stop])
+            for a in np.nonzero(dag.children[s] >= 0)[0]:
+                nxt.append((st + [int(dag.children[s, a])], ac + [int(a)]))
+        partial = nxt
+    n = len(out_s)
+    states = -np.ones((n, T + 1), dtype=np.int64)
+    actions = -np.ones((n, T), dtype=np.int64)
+    lengths = np.array([len(a) for a in out_a], dtype=np.int64)
+    for i, (st, ac) in enumerate(zip(out_s, out_a)):
+        states[i, :len(st)] = st
+        actions[i, :len(ac)] = ac
+    x = states[np.arange(n), lengths - 1]
+    return GFlowNetTrajectories(states, actions, lengths, dag.object_index[x], np.full(n, -math.log(n)))
+
+
+# ---------------------------------------------------------------------- models
+class GFlowNetModel(nn.Module):
+    r"""Interface of a GFlowNet parametrisation on a DAG (whole-table views; tabular or neural):
+
+    * ``log_pf_table()`` → ``(S, A + 1)`` log P_F (``-inf`` on unavailable actions);
+    * ``log_flow_table()`` → ``(S,)`` log F(s) (DB, SubTB);
+    * ``log_z()`` → scalar log Z (TB);
+    * ``log_edge_flow_table()`` → ``(S, A + 1)`` log F(s→s') over move actions (FM; stop column
+      unused — the exit flow is fixed to R).
+    """
+
+    dag: DAG
+
+    def log_pf_table(self) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def log_flow_table(self) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def log_z(self) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def log_edge_flow_table(self) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class TabularGFlowNet(GFlowNetModel):
+    r"""The exact (tabular) parametrisation: one free log-flow per state, one logit per (state,
+    action) including stop, one log Z. P_F = softmax of the logits over the available actions; for
+    FM the same logits are the edge log-flows log F(s→s') (and P_F follows from them with the exit
+    flow R). All zeros at initialisation (uniform P_F). float64 by default.
+    """
+
+    def __init__(self, env, *, dtype: torch.dtype = torch.float64):
+        super().__init__()
+        self.dag = as_dag(env)
+        S, A1 = self.dag.n_states, self.dag.n_actions + 1
+        self.logits = nn.Parameter(torch.zeros(S, A1, dtype=dtype))
+        self.log_flow = nn.Parameter(torch.zeros(S, dtype=dtype))
+        self.log_z_param = nn.Parameter(torch.zeros((), dtype=dtype))
+        self.register_buffer("valid", torch.as_tensor(self.dag.valid), persistent=False)
+
+    def log_pf_table(self) -> torch.Tensor:
+        z = self.logits.masked_fill(~self.valid, -math.inf)
+        return torch.log_softmax(z, dim=1)
+
+    def log_flow_table(self) -> torch.Tensor:
+        return self.log_flow
+
+    def log_z(self) -> torch.Tensor:
+        return self.log_z_param
+
+    def log_edge_flow_table(self) -> torch.Tensor:
+        return self.logits.masked_fill(~self.valid, -math.inf)
+
+
+class TreeModelGFlowNet(GFlowNetModel):
+    r"""A token-tree model of the Learners I framework (:class:`~mdpsandbox.learners.models.TreeModel`:
+    :class:`TabularLogits`, :class:`PrefixMLP`, :class:`PrefixTransformer`) as a GFlowNet on the
+    :class:`~mdpsandbox.envs.dag.TreeDAG` of the same tree: P_F(·|node) = softmax of the model's
+    logits; a complete sequence only stops; log F(node) = the model's value head (built with
+    ``value_head=True``; needed by DB/SubTB; log F(x) at a sequence state is unused since the flow
+    after stop is R(x)); log Z is a separate scalar. FM is not offered (use TB/DB/SubTB).
+    """
+
+    def __init__(self, model, env: TreeDAG):
+        super().__init__()
+        if not isinstance(env, TreeDAG):
+            raise ValueError(f"env must be a TreeDAG (tree_dag(token_env)), got {type(env).__name__}")
+        model.check_tree(env.env)
+        self.model = model
+        self.dag = env
+        dtype = next(model.parameters()).dtype
+        self.log_z_param = nn.Parameter(torch.zeros((), dtype=dtype))
+        internal = env.node_of_state >= 0
+        self.register_buffer("nodes", torch.as_tensor(env.node_of_state[internal]), persistent=False)
+        self.n_internal = int(internal.sum())
+
+    def log_pf_table(self) -> torch.Tensor:
+        dag = self.dag
+        logits = self.model.all_logits()[0][self.nodes]  # (n_internal, V)
+        lp_int = torch.log_softmax(logits, dim=1)
+        lp_int = lp_int.masked_fill(~torch.as_tensor(dag.valid[:self.n_internal, :-1]), -math.inf)
+        # a token that would continue past an EOS / the horizon is still a move in the DAG view
+        lp_int = torch.cat([lp_int, torch.full_like(lp_int[:, :1], -math.inf)], dim=1)
+        n_leaf = dag.n_states - self.n_internal
+        lp_leaf = torch.full((n_leaf, dag.n_actions + 1), -math.inf, dtype=lp_int.dtype)
+        lp_leaf[:, -1] = 0.0
+        return torch.cat([lp_int, lp_leaf], dim=0)
+
+    def log_flow_table(self) -> torch.Tensor:
+        v = self.model.all_values()[0][self.nodes]
+        n_leaf = self.dag.n_states - self.n_internal
+        return torch.cat([v, torch.zeros(n_leaf, dtype=v.dtype)])
+
+    def log_z(self) -> torch.Tensor:
+        return self.log_z_param
+
+    def log_edge_flow_table(self) -> torch.Tensor:
+        raise ValueError("TreeModelGFlowNet does not parametrise edge flows; use loss 'tb', 'db', 'subtb' or 'zvar'")
+
+
+# ---------------------------------------------------------------------- assembling losses
+def _fm_policy(edge: torch.Tensor, stop_lr: torch.Tensor) -> torch.Tensor:
+    """P_F implied by edge flows: softmax over [log F(s→·), log R(s)] (the FM forward policy)."""
+    z = torch.cat([edge[:, :-1], stop_lr[:, None]], dim=1)
+    return torch.log_softmax(z, dim=1)
+
+
+class _Tables:
+    """Constant index tables of a DAG as torch tensors (built once per training run)."""
+
+    def __init__(self, dag: DAG, log_reward: np.ndarray, log_pb: np.ndarray, dtype):
+        self.dag = dag
+        self.log_reward = torch.as_tensor(log_reward, dtype=dtype)
+        stop_lr = np.full(dag.n_states, -np.inf)
+        stop_lr[dag.objects] = log_reward
+        self.stop_lr = torch.as_tensor(stop_lr, dtype=dtype)
+        self.log_pb = torch.as_tensor(np.where(dag.valid, log_pb, 0.0), dtype=dtype)
+        P = int(dag.n_parents.max()) if dag.n_states > 1 else 1
+        ps = np.zeros((dag.n_states, P), dtype=np.int64)
+        pa = np.zeros((dag.n_states, P), dtype=np.int64)
+        pm = np.zeros((dag.n_states, P), dtype=bool)
+        for s in range(1, dag.n_states):
+            st, ac = dag.parents(s)
+            ps[s, :len(st)], pa[s, :len(st)], pm[s, :len(st)] = st, ac, True
+        self.parent_state, self.parent_action = torch.as_tensor(ps), torch.as_tensor(pa)
+        self.parent_mask = torch.as_tensor(pm)
+
+
+def gflownet_loss(model: GFlowNetModel, batch: GFlowNetTrajectories, loss: str, tables: "_Tables", *,
+                  lam: float = 0.9) -> torch.Tensor:
+    r"""The mean ``loss`` (one of :data:`LOSSES`) of ``model`` on a batch of trajectories.
+
+    log P_F is always evaluated under ``model`` (the policy), whatever sampler produced the batch.
+    FM is evaluated at every visited state except s0 (with its full parent set); DB on every
+    transition (the exit one with F := R); TB, SubTB(λ) and ZVar per trajectory.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    st = torch.as_tensor(batch.states)
+    ac = torch.as_tensor(batch.actions)
+    L = torch.as_tensor(batch.lengths)
+    lr = tables.log_reward[torch.as_tensor(batch.objects)]
+    T = ac.shape[1]
+    mask = torch.arange(T)[None, :] < L[:, None]
+    s_t, a_t = st[:, :-1].clamp(min=0), ac.clamp(min=0)
+    if loss == "fm":
+        edge = model.log_edge_flow_table()
+        visited = st[:, 1:][(st[:, 1:] >= 0)]
+        if visited.numel() == 0:
+            return edge.sum() * 0.0
+        inflow = edge[tables.parent_state[visited], tables.parent_action[visited]]
+        inflow = inflow.masked_fill(~tables.parent_mask[visited], -math.inf)
+        return fm_loss(inflow, edge[visited, :-1], tables.stop_lr[visited]).mean()
+    lpf_table = model.log_pf_table()
+    zero = torch.zeros((), dtype=lpf_table.dtype)
+    lpf = torch.where(mask, lpf_table[s_t, a_t], zero)
+    lpb = torch.where(mask, tables.log_pb[s_t, a_t], zero)
+    if loss == "tb":
+        return tb_loss(model.log_z(), lpf.sum(1), lr, lpb.sum(1)).mean()
+    if loss == "zvar":
+        return zvar_loss(lpf.sum(1), lr, lpb.sum(1))
+    logF = model.log_flow_table()[st.clamp(min=0)]  # (n, T+1)
+    exit_pos = torch.nn.functional.one_hot(L, T + 1).bool()
+    logF = torch.where(exit_pos, lr[:, None], logF)
+    if loss == "db":
+        d = db_loss(logF[:, :-1], lpf, logF[:, 1:], lpb)
+        return d[mask].mean()
+    return subtb_loss(logF, lpf, lpb, L, lam).mean()
+
+
+# ---------------------------------------------------------------------- training
+@dataclass
+class GFlowNetConfig:
+    """One GFlowNet training run (readable defaults for the tabular, tree-sized case).
+
+    loss: one of :data:`LOSSES`; n_steps: optimiser updates; batch_size: trajectories per update
+    (ignored with ``sampling="enumerate"``: the full enumerated set every update); lr: Adam step
+    (``lr_log_z`` for log Z, default 10·lr as is customary for TB); lam: SubTB λ; epsilon,
+    temperature: exploration of the sampler; log_pb: ``"uniform"``, ``"path_count"`` or an array;
+    sampling: ``"on_policy"`` (sampler built from the current P_F) or ``"enumerate"``; eval_every:
+    exact TV/log Z evaluation period; seed; progress (tqdm, off when not a tty).
+    """
+
+    loss: str = "tb"
+    n_steps: int = 1000
+    batch_size: int = 64
+    lr: float = 0.05
+    lr_log_z: Optional[float] = None
+    lam: float = 0.9
+    epsilon: float = 0.0
+    temperature: float = 1.0
+    log_pb: Union[str, np.ndarray] = "uniform"
+    sampling: str = "on_policy"
+    eval_every: int = 50
+    seed: int = 0
+    progress: bool = False
+
+
+@dataclass
+class GFlowNetResult:
+    r"""Outcome of :func:`train_gflownet`.
+
+    model; exact: the :class:`~mdpsandbox.solvers.flows.Flows` of the task; steps ``(k,)`` evaluation
+    steps; tv ``(k,)`` exact TV(p_F, R/Z) (mass pushed forward); log_z ``(k,)`` the model's log Z
+    estimate (TB: log Z; DB/SubTB/FM: log F(s0) resp. the total outflow of s0; ZVar: batch mean ζ);
+    losses ``(n_steps,)``; wall_time seconds (training only); final_log_pf ``(S, A + 1)``.
+    """
+
+    model: GFlowNetModel
+    exact: Flows
+    steps: np.ndarray
+    tv: np.ndarray
+    log_z: np.ndarray
+    losses: np.ndarray
+    wall_time: float
+    final_log_pf: np.ndarray
+
+    @property
+    def final_tv(self) -> float:
+        return float(self.tv[-1])
+
+    @property
+    def final_log_z(self) -> float:
+        return float(self.log_z[-1])
+
+
+def _policy_table(model: GFlowNetModel, loss: str, tables: _Tables) -> torch.Tensor:
+    if loss == "fm":
+        return _fm_policy(model.log_edge_flow_table(), tables.stop_lr)
+    return model.log_pf_table()
+
+
+def _log_z_estimate(model, loss, tables, zeta_mean) -> float:
+    with torch.no_grad():
+        if loss == "tb":
+            return float(model.log_z())
+        if loss in ("db", "subtb"):
+            return float(model.log_flow_table()[0])
+        if loss == "fm":
+            e = model.log_edge_flow_table()[0]
+            return float(torch.logsumexp(torch.cat([e[:-1], tables.stop_lr[:1]]), dim=0))
+        return float(zeta_mean)
+
+
+def train_gflownet(env, log_reward, config: Optional[GFlowNetConfig] = None, *,
+                   model: Optional[GFlowNetModel] = None, log_reward_floor: Optional[float] = None,
+                   callback: Optional[Callable[[int, GFlowNetModel], None]] = None, **overrides) -> GFlowNetResult:
+    r"""Train a GFlowNet on ``env`` (a :class:`DAG` or a single-prompt TokenMDP tree) towards
+    p(x) = R(x)/Z and report the exact TV(p_F, R/Z) along the way (mass pushed forward).
+
+    Each update: draw a batch (``sampling="on_policy"``: from the exploratory sampler of the current
+    P_F, detached; ``"enumerate"``: all trajectories), evaluate the chosen loss with log P_F *of the
+    model* and take one Adam step. ``config`` fields can be overridden by keyword.
+    """
+    cfg = replace(config or GFlowNetConfig(), **overrides)
+    if cfg.loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
+    if cfg.sampling not in ("on_policy", "enumerate"):
+        raise ValueError(f"sampling must be 'on_policy' or 'enumerate', got {cfg.sampling!r}")
+    check_int(cfg.n_steps, "n_steps")
+    check_int(cfg.batch_size, "batch_size", minimum=2 if cfg.loss == "zvar" else 1)
+    check_int(cfg.eval_every, "eval_every")
+    check_positive(cfg.lr, "lr")
+    if cfg.lr_log_z is not None:
+        check_positive(cfg.lr_log_z, "lr_log_z")
+    if cfg.loss == "subtb":
+        check_lambda(cfg.lam)
+    if not 0.0 <= cfg.epsilon <= 1.0:
+        raise ValueError(f"epsilon must lie in [0, 1], got {cfg.epsilon!r}")
+    check_positive(cfg.temperature, "temperature")
+    dag = as_dag(env)
+    exact = flows(dag, log_reward, log_pb=cfg.log_pb, log_reward_floor=log_reward_floor)
+    if model is None:
+        model = TabularGFlowNet(dag)
+    elif model.dag is not dag and (model.dag.n_states, model.dag.n_actions) != (dag.n_states, dag.n_actions):
+        raise ValueError("model was built for a different DAG")
+    dtype = next(model.parameters()).dtype
+    tables = _Tables(dag, exact.log_reward, exact.log_pb, dtype)
+    z_params = [p for n, p in model.named_parameters() if n == "log_z_param"]
+    other = [p for n, p in model.named_parameters() if n != "log_z_param"]
+    opt = torch.optim.Adam([{"params": other, "lr": cfg.lr},
+                            {"params": z_params, "lr": cfg.lr_log_z or 10 * cfg.lr}])
+    full = enumerate_trajectories(dag) if cfg.sampling == "enumerate" else None
+    rng = np.random.default_rng(cfg.seed)
+    steps, tvs, lzs, losses = [], [], [], np.zeros(cfg.n_steps)
+    zeta_mean = float("nan")
+    bar = None
+    if cfg.progress:
+        import sys
+        from tqdm.auto import tqdm
+        bar = tqdm(total=cfg.n_steps, desc=f"gflownet-{cfg.loss}", disable=not sys.stderr.isatty())
+
+    def evaluate(step):
+        with torch.no_grad():
+            lp = _policy_table(model, cfg.loss, tables).to(torch.float64).numpy()
+        lp = np.where(dag.valid, lp - _lse_rows(np.where(dag.valid, lp, -np.inf))[:, None], -np.inf)
+        steps.append(step)
+        tvs.append(tv_distance(terminating_distribution(dag, lp), exact.target))
+        lzs.append(_log_z_estimate(model, cfg.loss, tables, zeta_mean))
+        return lp
+
+    t0 = time.perf_counter()
+    eval_time = 0.0
+    for step in range(cfg.n_steps):
+        if step % cfg.eval_every == 0:
+            te = time.perf_counter()
+            evaluate(step)
+            eval_time += time.perf_counter() - te
+        if full is not None:
+            batch = full
+        else:
+            with torch.no_grad():
+                lp = _policy_table(model, cfg.loss, tables).to(torch.float64).numpy()
+            batch = sample_trajectories(dag, lp, cfg.batch_size, int(rng.integers(2**63 - 1)),
+                                        epsilon=cfg.epsilon, temperature=cfg.temperature)
+        opt.zero_grad()
+        loss = gflownet_loss(model, batch, cfg.loss, tables, lam=cfg.lam)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{cfg.loss} loss became {float(loss)} at step {step}")
+        loss.backward()
+        opt.step()
+        losses[step] = float(loss.detach())
+        if cfg.loss == "zvar":
+            with torch.no_grad():
+                zeta_mean = _zeta_mean(model, batch, tables)
+        if callback is not None:
+            callback(step, model)
+        if bar is not None:
+            bar.update(1)
+    wall = time.perf_counter() - t0 - eval_time
+    if bar is not None:
+        bar.close()
+    final = evaluate(cfg.n_steps)
+    return GFlowNetResult(model, exact, np.array(steps), np.array(tvs), np.array(lzs), losses, wall, final)
+
+
+def _zeta_mean(model, batch, tables) -> float:
+    st = torch.as_tensor(batch.states)[:, :-1].clamp(min=0)
+    ac = torch.as_tensor(batch.actions)
+    mask = ac >= 0
+    lpf = torch.where(mask, model.log_pf_table()[st, ac.clamp(min=0)], 0.0).sum(1)
+    lpb = torch.where(mask, tables.log_pb[st, ac.clamp(min=0)], 0.0).sum(1)
+    lr = tables.log_reward[torch.as_tensor(batch.objects)]
+    return float((lr + lpb - lpf).mean())
+
+
+def _lse_rows(x: np.ndarray) -> np.ndarray:
+    m = np.max(x, axis=1, keepdims=True)
+    return np.log(np.sum(np.exp(x - m), axis=1)) + m[:, 0]
+
+
+#: Registry entries for a trainer: name -> (loss name, default config).
+ALGORITHMS = {f"gflownet-{name}": GFlowNetConfig(loss=name) for name in LOSSES}
