@@ -102,7 +102,7 @@ def token_mdps(draw, max_vocab: int = 3, max_horizon: int = 3, *, min_vocab: int
     max_vocab, max_horizon : upper bounds on V and H.
     eos : True → the vocabulary has an EOS token (needs V ≥ 2); False → none; None → either.
     n_prompts : an int, a strategy, or None (1–3 prompts).
-    gamma : a float (default 1.0), a strategy, or None (one of 1.0, 0.9 or a float in [0.5, 1]).
+    gamma : a float (default 1.0), a strategy, or None (one of 1.0, 0.9 or a float in [0.5, 0.99]).
     reward, ref : fix the reward kind (``"terminal"``, ``"dense"``, ``"bernoulli"``) or reference kind
         (``"random"``, ``"uniform"``, ``"ngram"``); None draws one. Reference logits get a random
         per-node offset half the time, as real LLM logits do.
@@ -118,7 +118,7 @@ def token_mdps(draw, max_vocab: int = 3, max_horizon: int = 3, *, min_vocab: int
         n_p = draw(n_prompts)
     else:
         n_p = int(n_prompts)
-    g = draw(_number(gamma, st.one_of(st.sampled_from([1.0, 0.9]), st.floats(0.5, 1.0, allow_nan=False))))
+    g = draw(_number(gamma, st.one_of(st.sampled_from([1.0, 0.9]), st.floats(0.5, 0.99, allow_nan=False))))
     rew = reward or draw(st.sampled_from(["terminal", "dense", "bernoulli"]))
     rf = ref or draw(st.sampled_from(["random", "uniform", "ngram"]))
     e = draw(st.integers(0, V - 1)) if want_eos else None
