@@ -1,0 +1,199 @@
+"""Distributional TD (C51 / CTD, QR, HL-Gauss) against the exact distributional DP fixed points
+(MATH.md §7, §9). Every learner runs seeded on a small MRP; tolerances are stated per test."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mdpsandbox import TabularMDP, evaluate
+from mdpsandbox.learners import distributional_td as dtd
+from mdpsandbox.solvers.distributional import (
+    Categorical,
+    categorical_fixed_point,
+    policy_mrp,
+    quantile_dp,
+    wasserstein1,
+)
+
+GAMMA = 0.5
+ATOMS = np.linspace(0.0, 2.0, 21)  # [min r, max r]/(1 − γ) ⊂ [0, 2] for r ∈ [0, 1)
+EDGES = np.linspace(-1.0, 3.0, 41)  # bin width 0.1, ≥ 13σ margin around [0, 2]
+SIGMA = 0.075  # 0.75 × bin width (Farebrother et al. 2024)
+
+
+def small_mrp(seed):
+    """4 states, generic (Dirichlet) transitions: no ties in the QDP quantiles."""
+    rng = np.random.default_rng(seed)
+    return rng.dirichlet(np.ones(4), size=4), rng.random(4)
+
+
+# ---------------------------------------------------------------------- pure functions
+def test_categorical_target_matrices_equal_projected_pushforward():
+    P, r = small_mrp(0)
+    rng = np.random.default_rng(1)
+    nxt = rng.dirichlet(np.ones(ATOMS.size), size=4)
+    H = dtd.categorical_target_matrices(ATOMS, r, GAMMA)
+    via_matrix = np.einsum("xj,xji->xi", nxt, H)
+    direct = dtd.categorical_td_target(ATOMS, r, GAMMA, nxt)
+    np.testing.assert_allclose(via_matrix, direct, atol=1e-14)
+    # Π_C keeps mass and (inside the range) the mean: Σ_i p_i z_i = r + γ Σ_j p_j(x') z_j
+    np.testing.assert_allclose(direct.sum(1), 1.0, atol=1e-14)
+    np.testing.assert_allclose(direct @ ATOMS, r + GAMMA * nxt @ ATOMS, atol=1e-13)
+
+
+def test_categorical_target_on_an_atom_loses_no_mass():
+    # r + γ z_j lands exactly on atoms (r = 0.2, γ = 0.5, gap 0.1): the floor/ceil bug would drop it
+    t = dtd.categorical_td_target(ATOMS, np.array([0.2]), GAMMA, np.eye(ATOMS.size)[[4]])
+    np.testing.assert_allclose(t.sum(), 1.0, atol=1e-15)
+    assert t[0, 4] == pytest.approx(1.0)  # 0.2 + 0.5·0.4 = 0.4 = z_4
+
+
+def test_categorical_cross_entropy_gradient_is_softmax_minus_target():
+    rng = np.random.default_rng(0)
+    logits, target = rng.normal(size=(3, 6)), rng.dirichlet(np.ones(6), size=3)
+    th = torch.tensor(logits, requires_grad=True)
+    loss = -(torch.tensor(target) * torch.log_softmax(th, -1)).sum()
+    loss.backward()
+    np.testing.assert_allclose(dtd.categorical_cross_entropy(logits, target).sum(), loss.item(), rtol=1e-13)
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    np.testing.assert_allclose(th.grad.numpy(), p - target, atol=1e-13)
+
+
+@pytest.mark.parametrize("kappa", [0.0, 0.3])
+def test_quantile_huber_grad_matches_autograd(kappa):
+    rng = np.random.default_rng(2)
+    theta, y = rng.normal(size=(2, 5)), rng.normal(size=(2, 7))
+    taus = dtd.quantile_levels(5)
+    th = torch.tensor(theta, requires_grad=True)
+    u = torch.tensor(y)[:, None, :] - th[:, :, None]
+    w = (torch.tensor(taus)[None, :, None] - (u < 0).double()).abs()
+    if kappa == 0:
+        rho = w * u.abs()
+    else:
+        rho = w * torch.where(u.abs() <= kappa, 0.5 * u**2, kappa * (u.abs() - 0.5 * kappa)) / kappa
+    rho.mean(2).sum().backward()
+    np.testing.assert_allclose(dtd.quantile_huber_loss(theta, y, taus, kappa).sum(), rho.mean(2).sum().item(),
+                               rtol=1e-13)
+    np.testing.assert_allclose(dtd.quantile_huber_grad(theta, y, taus, kappa), th.grad.numpy(), atol=1e-13)
+
+
+def test_pinball_loss_is_minimised_at_the_tau_quantile():
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=11)
+    taus = dtd.quantile_levels(4)
+    grid = np.linspace(-3, 3, 6001)
+    for i, tau in enumerate(taus):
+        loss = dtd.quantile_huber_loss(grid[:, None], np.broadcast_to(y, (grid.size, y.size)), [tau])
+        best = grid[np.argmin(loss)]
+        # generalised inverse F^{-1}(τ) = inf{y : F(y) ≥ τ} of the 11 equally weighted samples
+        q = np.sort(y)[int(np.ceil(tau * y.size)) - 1]
+        assert abs(best - q) <= 1e-3
+
+
+@settings(max_examples=40, deadline=None)
+@given(y=st.floats(0.0, 2.0))
+def test_hl_gauss_target_mean_preserving_within_poisson_bound(y):
+    # E[bin centre of Y] − y for Y ~ N(y, σ²) on an infinite uniform grid of width ς is a Fourier
+    # series whose k-th term is ≤ (ς/πk) exp(−2π²k²σ²/ς²); the truncation at ≥ 13σ is < 1e-30.
+    p = dtd.hl_gauss_target(np.array([y]), EDGES, SIGMA)
+    gap = EDGES[1] - EDGES[0]
+    q = np.exp(-2 * np.pi**2 * SIGMA**2 / gap**2)
+    bound = gap / np.pi * q / (1 - q)
+    np.testing.assert_allclose(p.sum(), 1.0, atol=1e-14)
+    assert abs(dtd.hl_gauss_mean(p, EDGES)[0] - y) <= bound + 1e-14
+
+
+# ---------------------------------------------------------------------- learners vs DP fixed points
+@pytest.mark.parametrize("parametrisation", ["logits", "probs"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_categorical_td_reaches_categorical_fixed_point(parametrisation, seed):
+    P, r = small_mrp(seed)
+    res = dtd.categorical_td(P, r, GAMMA, ATOMS, parametrisation=parametrisation,
+                             config=dataclasses.replace(dtd.DEFAULT_CONFIGS[parametrisation], seed=seed))
+    fp = categorical_fixed_point(P, r, GAMMA, ATOMS)
+    np.testing.assert_allclose(res.estimate.sum(1), 1.0, atol=1e-12)
+    # 5000 iterations × 4 next states per state: sup-W1 error ≈ 3e-3 observed; tolerance 0.015
+    assert np.max(wasserstein1(Categorical(ATOMS, res.estimate), fp)) < 0.015
+    assert np.max(np.abs(res.mean - dtd.mrp_value(P, r, GAMMA))) < 0.015
+
+
+@pytest.mark.parametrize("kappa", [0.0, 0.02])
+def test_quantile_td_reaches_quantile_dp_fixed_point(kappa):
+    P, r = small_mrp(0)
+    res = dtd.quantile_td(P, r, GAMMA, 8, kappa=kappa)
+    qfp = quantile_dp(P, r, GAMMA, 8)
+    # sup-W1 between the two quantile laws = max_x mean_i |θ_i − θ*_i| (both sorted);
+    # Huber κ > 0 moves the fixed point by at most κ
+    err = np.max(np.mean(np.abs(np.sort(res.estimate, 1) - qfp.locations), axis=1))
+    assert err < 0.015 + kappa
+
+
+def test_hl_gauss_fixed_point_mean_equals_exact_value():
+    P, r = small_mrp(0)
+    p = dtd.hl_gauss_fixed_point(P, r, GAMMA, EDGES, SIGMA)
+    gap = EDGES[1] - EDGES[0]
+    q = np.exp(-2 * np.pi**2 * SIGMA**2 / gap**2)
+    per_step = gap / np.pi * q / (1 - q)  # smoothing bias per Bellman step, amplified by 1/(1 − γ)
+    V = evaluate(TabularMDP(P[:, None, :], r[:, None], GAMMA), np.ones((4, 1))).v
+    assert np.max(np.abs(dtd.hl_gauss_mean(p, EDGES) - V)) <= per_step / (1 - GAMMA) + 1e-12
+
+
+@pytest.mark.parametrize("parametrisation", ["logits", "probs"])
+def test_hl_gauss_td_mean_matches_exact_value(parametrisation):
+    P, r = small_mrp(1)
+    cfg = dtd.DEFAULT_CONFIGS[parametrisation]
+    res = dtd.hl_gauss_td(P, r, GAMMA, EDGES, SIGMA, parametrisation=parametrisation,
+                          config=dtd.TDConfig(n_iterations=3000, n_next=cfg.n_next, lr=cfg.lr,
+                                              lr_power=cfg.lr_power, average_from=cfg.average_from))
+    assert np.max(np.abs(res.mean - dtd.mrp_value(P, r, GAMMA))) < 0.015
+
+
+def test_categorical_td_on_policy_mrp_learns_state_action_return_law():
+    # a 3-state, 2-action MDP with action-dependent rewards: the state–action MRP keeps the law
+    rng = np.random.default_rng(5)
+    P = rng.dirichlet(np.ones(3), size=(3, 2))
+    R = rng.random((3, 2))
+    mdp = TabularMDP(P, R, GAMMA)
+    pi = rng.dirichlet(np.ones(2), size=3)
+    Psa, rsa = policy_mrp(mdp, pi)
+    res = dtd.categorical_td(Psa.toarray(), rsa, GAMMA, ATOMS, parametrisation="probs")
+    fp = categorical_fixed_point(Psa, rsa, GAMMA, ATOMS)
+    assert np.max(wasserstein1(Categorical(ATOMS, res.estimate), fp)) < 0.015
+    # the fixed point's mean is exactly Q^π (categorical DP preserves means inside the range)
+    np.testing.assert_allclose(fp.mean, evaluate(mdp, pi).q.ravel(), atol=1e-9)
+
+
+def test_same_seed_same_numbers():
+    P, r = small_mrp(0)
+    cfg = dtd.TDConfig(n_iterations=50, seed=7)
+    a = dtd.quantile_td(P, r, GAMMA, 4, config=cfg).estimate
+    b = dtd.quantile_td(P, r, GAMMA, 4, config=cfg).estimate
+    np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------- bad input
+def test_bad_input_names_the_argument():
+    P, r = small_mrp(0)
+    with pytest.raises(ValueError, match="atoms.*returns"):
+        dtd.categorical_td(P, r, GAMMA, np.linspace(0.0, 1.0, 11))  # max r/(1−γ) ≈ 1.9 > 1
+    with pytest.raises(ValueError, match="edges.*returns"):
+        dtd.hl_gauss_td(P, r, GAMMA, np.linspace(r.min() / (1 - GAMMA) + 0.1, 3.0, 11), SIGMA)
+    with pytest.raises(ValueError, match="gamma"):
+        dtd.categorical_td(P, r, 1.0, ATOMS)
+    with pytest.raises(ValueError, match="n_quantiles"):
+        dtd.quantile_td(P, r, GAMMA, 0)
+    with pytest.raises(ValueError, match="kappa"):
+        dtd.quantile_td(P, r, GAMMA, 4, kappa=-1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        dtd.hl_gauss_td(P, r, GAMMA, EDGES, 0.0)
+    with pytest.raises(ValueError, match="P"):
+        dtd.categorical_td(P * 2, r, GAMMA, ATOMS)
+    with pytest.raises(ValueError, match="lr_power"):
+        dtd.categorical_td(P, r, GAMMA, ATOMS, config=dtd.TDConfig(lr_power=0.3))
+    with pytest.raises(ValueError, match="parametrisation"):
+        dtd.categorical_td(P, r, GAMMA, ATOMS, parametrisation="floor-ceil")
+    with pytest.raises(ValueError, match="y must lie inside"):
+        dtd.hl_gauss_target(np.array([5.0]), EDGES, SIGMA)
