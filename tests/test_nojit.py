@@ -1,0 +1,72 @@
+"""The numba kernels give the same numbers with NUMBA_DISABLE_JIT=1 (plain Python) as jitted.
+
+One subprocess runs a fixed set of solves (tree kernel: hard / entropy / KL with EOS and several
+prompts; solve_batch: PI and VI, hard and KL) with the JIT disabled and writes them to a file;
+this process recomputes them jitted and compares. A fast subset of the core tests is also run
+under NUMBA_DISABLE_JIT=1.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+COMPUTE = textwrap.dedent(
+    """
+    import numpy as np
+    import mdpsandbox as ms
+    from mdpsandbox.solvers.backups import NUMBA_DISABLED
+
+    def compute():
+        out = {"jit_disabled": np.array(NUMBA_DISABLED)}
+        env = ms.TokenMDP.random(3, 4, seed=3, eos=1, n_prompts=2, reward="dense")
+        for name, kw in (("hard", {}), ("ent", dict(temperature=0.3)), ("kl", dict(beta=0.2))):
+            sol = ms.solve(env, **kw)
+            out[f"tree_{name}_v"], out[f"tree_{name}_pi"] = sol.v, sol.policy
+        mdps = [ms.garnet(6, 3, 3, gamma=0.9, seed=i) for i in range(4)]
+        P, R = np.stack([m.dense_P() for m in mdps]), np.stack([m.R for m in mdps])
+        ref = np.full((6, 3), 1 / 3)
+        for method in ("pi", "vi"):
+            b = ms.solve_batch(P, R, 0.9, method=method)
+            out[f"batch_{method}_hard_v"] = b.v
+            b = ms.solve_batch(P, R, 0.9, beta=0.5, ref_policy=ref, method=method)
+            out[f"batch_{method}_kl_v"], out[f"batch_{method}_kl_pi"] = b.v, b.policy
+        return out
+    """
+)
+
+
+def _env(disable: bool):
+    env = dict(os.environ)
+    env["NUMBA_DISABLE_JIT"] = "1" if disable else "0"
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_tree_kernel_and_solve_batch_give_the_same_numbers_without_jit(tmp_path):
+    path = tmp_path / "nojit.npz"
+    script = COMPUTE + f"\nnp.savez({str(path)!r}, **compute())\n"
+    subprocess.run([sys.executable, "-c", script], check=True, env=_env(True), cwd=ROOT, timeout=300)
+    nojit = dict(np.load(path))
+    assert bool(nojit.pop("jit_disabled"))
+    ns = {}
+    exec(COMPUTE, ns)
+    jit = ns["compute"]()
+    assert not bool(jit.pop("jit_disabled")), "this process should run the jitted kernels"
+    assert set(jit) == set(nojit)
+    for k in jit:
+        np.testing.assert_allclose(nojit[k], jit[k], rtol=1e-12, atol=1e-12, err_msg=k)
+
+
+def test_core_token_identities_pass_without_jit():
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_token.py",
+         "-k", "closed_form or root_value or qsharp_identity or multi_prompt_solution"],
+        env=_env(True), cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert " passed" in r.stdout and "failed" not in r.stdout
