@@ -340,8 +340,8 @@ class TreeModelGFlowNet(GFlowNetModel):
     :class:`TabularLogits`, :class:`PrefixMLP`, :class:`PrefixTransformer`) as a GFlowNet on the
     :class:`~mdpsandbox.envs.dag.TreeDAG` of the same tree: P_F(·|node) = softmax of the model's
     logits; a complete sequence only stops; log F(node) = the model's value head (built with
-    ``value_head=True``; needed by DB/SubTB; log F(x) at a sequence state is unused since the flow
-    after stop is R(x)); log Z is a separate scalar. FM is not offered (use TB/DB/SubTB).
+    ``value_head=True``; needed by DB/SubTB), log F(x) of a complete sequence a free parameter per
+    sequence; log Z is a separate scalar. FM is not offered (use TB/DB/SubTB).
     """
 
     def __init__(self, model, env: TreeDAG):
@@ -356,6 +356,9 @@ class TreeModelGFlowNet(GFlowNetModel):
         internal = env.node_of_state >= 0
         self.register_buffer("nodes", torch.as_tensor(env.node_of_state[internal]), persistent=False)
         self.n_internal = int(internal.sum())
+        # a complete sequence x has no node in the tree model; its flow F(x) (= R(x) at the optimum,
+        # since P_F(stop|x) = 1) is a free parameter per sequence
+        self.leaf_log_flow = nn.Parameter(torch.zeros(env.n_states - self.n_internal, dtype=dtype))
 
     def log_pf_table(self) -> torch.Tensor:
         dag = self.dag
@@ -371,8 +374,7 @@ class TreeModelGFlowNet(GFlowNetModel):
 
     def log_flow_table(self) -> torch.Tensor:
         v = self.model.all_values()[0][self.nodes]
-        n_leaf = self.dag.n_states - self.n_internal
-        return torch.cat([v, torch.zeros(n_leaf, dtype=v.dtype)])
+        return torch.cat([v, self.leaf_log_flow])
 
     def log_z(self) -> torch.Tensor:
         return self.log_z_param

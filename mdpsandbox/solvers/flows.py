@@ -333,15 +333,20 @@ def soft_rl_mdp(env, log_reward, *, log_pb: LogPB = "uniform", gamma: float = 1.
     return mdp, ref, shift
 
 
-def soft_rl_solve(env, log_reward, *, log_pb: LogPB = "uniform", gamma: float = 1.0, method: str = "vi",
+def soft_rl_solve(env, log_reward, *, log_pb: LogPB = "uniform", gamma: float = 1.0, method: Optional[str] = None,
                   tol: float = 1e-12, log_reward_floor: Optional[float] = None) -> SoftSolution:
     r""":func:`soft_values` computed instead by the package's generic solver
     (:func:`mdpsandbox.solve` with β = 1 on :func:`soft_rl_mdp`): an independent check of the
-    soft-RL equivalence. Returns the same :class:`SoftSolution` fields (Q with the shift removed)."""
+    soft-RL equivalence. Returns the same :class:`SoftSolution` fields (Q with the shift removed).
+
+    method : default ``"vi"`` at γ = 1 (exact after depth + 1 sweeps on a DAG) and ``"pi"`` at γ < 1
+        (whose certificate reaches round-off)."""
     from .dp import solve  # local import: dp imports nothing from here
 
     dag = as_dag(env)
     mdp, ref, shift = soft_rl_mdp(dag, log_reward, log_pb=log_pb, gamma=gamma, log_reward_floor=log_reward_floor)
+    if method is None:
+        method = "vi" if mdp.gamma == 1.0 else "pi"
     sol = solve(mdp, beta=1.0, ref_policy=ref, method=method, tol=tol)
     S = dag.n_states
     q = np.where(dag.valid, sol.q[:S] - shift[:, None], -np.inf)
