@@ -298,3 +298,13 @@ def test_extreme_beta_and_temperature_stay_finite_and_match_limits_on_token_tree
         free = ms.solve(env.with_rewards(np.zeros(env.shape)), temperature=1.0).policy
         assert np.allclose(np.exp(env.leaf_log_probs(free)), 1 / len(env.leaves()), atol=1e-12)
         assert np.allclose(ent.policy, free, atol=1e2 / lam)
+
+
+@pytest.mark.parametrize("kw", [dict(beta=1e8), dict(temperature=1e8), dict(beta=1e-8), dict(temperature=1e-8)])
+def test_default_solve_handles_extreme_regularisers_at_small_gamma(kw):
+    """method='auto' must not pick a VI that cannot certify tol above round-off (it falls back to PI)."""
+    mdp = ms.garnet(8, 3, 3, gamma=0.8, seed=0)
+    if "beta" in kw:
+        kw = dict(kw, ref_policy=np.full((8, 3), 1 / 3))
+    sol = ms.solve(mdp, **kw)
+    assert sol.converged and np.all(np.isfinite(sol.v)) and np.all(np.isfinite(sol.policy))
