@@ -1,0 +1,521 @@
+r"""One trainer for every learner: an algorithm registry, the objectives that gather tensors from a
+model and a dataset and call the pure losses, and :func:`train`, which records errors against the
+exact solution as it goes.
+
+Registering a new algorithm (other learner modules do this)::
+
+    from mdpsandbox.learners.trainer import AlgorithmSpec, register_algorithm
+
+    def my_objective(model, batch, ctx):       # -> scalar torch loss
+        g = ctx.logits_at(model, batch.prompts, batch.nodes)
+        ...
+        return my_pure_loss(...)
+
+    register_algorithm(AlgorithmSpec(name="mine", objective=my_objective, data="transitions",
+                                     convention="shiq", description="...", reference="..."))
+
+``data`` names the dataset kind the objective expects — ``"transitions"`` (:class:`Transitions`),
+``"sequences"`` (:class:`Paths`), ``"preferences"`` (:class:`Preferences`) — or any other kind when
+the spec supplies ``full_data(env)`` and ``batch(dataset)`` itself. ``convention`` says how
+:func:`~mdpsandbox.learners.compare.compare` reads the logits (or pass ``metrics`` for a custom
+evaluation).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import sys
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._validate import check_int, check_positive
+from ..envs.token import TokenMDP
+from ..solvers import Solution, solve
+from . import losses as L
+from .compare import CONVENTIONS, compare
+from .data import Paths, Preferences, Transitions, all_sequences, full_coverage, preference_pairs
+from .models import MODELS, TabularLogits, TreeModel, make_model
+
+__all__ = [
+    "AlgorithmSpec", "ALGORITHMS", "register_algorithm", "algorithm_names", "get_algorithm", "TrainContext",
+    "TrainResult", "NonFiniteLossError", "train", "OPTIMIZERS", "to_batch",
+]
+
+OPTIMIZERS = ("adam", "sgd", "lbfgs")
+
+
+class NonFiniteLossError(ValueError):
+    """Training produced a NaN/inf loss; the message names the step (training stops, nothing is hidden)."""
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """How to train one algorithm.
+
+    objective : ``(model, batch, ctx) -> scalar loss``; ``batch`` is :func:`to_batch` of the dataset
+        (a namespace of torch tensors) and ``ctx`` a :class:`TrainContext`.
+    data : dataset kind (``"transitions"``, ``"sequences"``, ``"preferences"`` or custom).
+    convention : how the trained logits are compared with the exact solution (``compare``'s
+        conventions) — ignored when ``metrics`` is given.
+    init : starting logit table of the model (``"ref"``, ``"log_ref"``, ``"zero"``).
+    value_head : the model also learns a value (PCL, DRO).
+    uses_target : keeps a lagged copy of the model (``ctx.target``), refreshed every ``target_update`` steps.
+    sequence_level : optimises a sequence-level objective: requires γ = 1 (equivalent to the token MDP's then).
+    full_data : ``env -> dataset`` for ``data="full"`` (default by kind).
+    metrics : optional ``(model, env, beta, solution) -> dict`` replacing ``compare``.
+    defaults : default keyword options of the objective (``ctx.options``).
+    """
+
+    name: str
+    objective: Callable[..., torch.Tensor]
+    data: str
+    convention: str
+    init: str = "ref"
+    value_head: bool = False
+    uses_target: bool = False
+    sequence_level: bool = False
+    full_data: Optional[Callable[[TokenMDP], Any]] = None
+    batch: Optional[Callable[[Any], Any]] = None
+    metrics: Optional[Callable[..., dict]] = None
+    defaults: dict = field(default_factory=dict)
+    description: str = ""
+    reference: str = ""
+
+
+#: name -> AlgorithmSpec. Aliases map to the same spec.
+ALGORITHMS: dict[str, AlgorithmSpec] = {}
+
+
+def register_algorithm(spec: AlgorithmSpec, *, aliases: tuple = (), overwrite: bool = False) -> AlgorithmSpec:
+    """Add an algorithm (and aliases) to :data:`ALGORITHMS`."""
+    if spec.metrics is None and spec.convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)} (or give metrics=), "
+                         f"got {spec.convention!r}")
+    for name in (spec.name, *aliases):
+        if name in ALGORITHMS and not overwrite:
+            raise ValueError(f"algorithm {name!r} is already registered (pass overwrite=True to replace it)")
+        ALGORITHMS[name] = spec
+    return spec
+
+
+def algorithm_names() -> list:
+    """Registered algorithm names (canonical names first, without aliases)."""
+    return sorted({s.name for s in ALGORITHMS.values()})
+
+
+def get_algorithm(name: str) -> AlgorithmSpec:
+    if isinstance(name, AlgorithmSpec):
+        return name
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; valid algorithms: {', '.join(algorithm_names())} "
+                         f"(aliases: {', '.join(sorted(set(ALGORITHMS) - set(algorithm_names())))})")
+    return ALGORITHMS[name]
+
+
+# ---------------------------------------------------------------------- batches and context
+def _t(x, dtype=None):
+    return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype)
+
+
+def _paths_batch(p: Paths, dtype) -> SimpleNamespace:
+    return SimpleNamespace(prompts=_t(p.prompts, torch.long), nodes=_t(p.nodes, torch.long),
+                           tokens=_t(p.tokens, torch.long), rewards=_t(p.rewards, dtype), mask=_t(p.mask),
+                           end_nodes=_t(p.end_nodes, torch.long), returns=_t(p.returns, dtype), n=len(p))
+
+
+def to_batch(dataset, dtype: torch.dtype = torch.float64) -> SimpleNamespace:
+    """Torch view of a dataset: a namespace of tensors (``n`` = number of rows).
+
+    Transitions → prompts, nodes, tokens, rewards, next_nodes, done; Paths → prompts, nodes, tokens,
+    rewards, mask, end_nodes, returns; Preferences → chosen, rejected (Paths views), p_chosen."""
+    if isinstance(dataset, Transitions):
+        return SimpleNamespace(prompts=_t(dataset.prompts, torch.long), nodes=_t(dataset.nodes, torch.long),
+                               tokens=_t(dataset.tokens, torch.long), rewards=_t(dataset.rewards, dtype),
+                               next_nodes=_t(dataset.next_nodes, torch.long), done=_t(dataset.done),
+                               n=len(dataset))
+    if isinstance(dataset, Paths):
+        return _paths_batch(dataset, dtype)
+    if isinstance(dataset, Preferences):
+        return SimpleNamespace(chosen=_paths_batch(dataset.chosen, dtype),
+                               rejected=_paths_batch(dataset.rejected, dtype),
+                               p_chosen=_t(dataset.p_chosen, dtype), n=len(dataset))
+    raise ValueError(f"cannot batch a {type(dataset).__name__}; give the AlgorithmSpec a batch= function")
+
+
+def _subsample(batch: SimpleNamespace, idx: torch.Tensor) -> SimpleNamespace:
+    out = {}
+    for k, v in vars(batch).items():
+        if isinstance(v, SimpleNamespace):
+            out[k] = _subsample(v, idx)
+        elif torch.is_tensor(v) and v.ndim >= 1 and v.shape[0] == batch.n:
+            out[k] = v[idx]
+        else:
+            out[k] = v
+    out["n"] = len(idx)
+    return SimpleNamespace(**out)
+
+
+@dataclass
+class TrainContext:
+    """What objectives need besides the model and the batch.
+
+    ref, log_ref : ``(n_prompts, n_nodes, V)`` tensors ℓ_ref and log π_ref; beta, gamma; options
+    (the spec's defaults updated by ``train(..., **options)``); target: the lagged model (or None)."""
+
+    env: TokenMDP
+    beta: float
+    gamma: float
+    ref: torch.Tensor
+    log_ref: torch.Tensor
+    options: dict
+    target: Optional[TreeModel] = None
+
+    def logits_at(self, model: TreeModel, prompts: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
+        """Logits ``(*nodes.shape, V)`` at (prompt, node) pairs; ``nodes < 0`` (terminal/padding) give
+        the root's logits, which callers mask. Evaluates each distinct pair once (or the whole tree in
+        one batched call when that is cheaper)."""
+        prompts = torch.broadcast_to(prompts.reshape(prompts.shape + (1,) * (nodes.ndim - prompts.ndim)),
+                                     nodes.shape)
+        nodes = nodes.clamp(min=0)
+        N = model.n_nodes
+        key = (prompts * N + nodes).reshape(-1)
+        uniq, inv = (None, None) if isinstance(model, TabularLogits) else torch.unique(key, return_inverse=True)
+        if uniq is None or len(uniq) * 4 >= model.n_prompts * N:
+            table = model.all_logits().reshape(-1, model.vocab_size)
+            return table[key].reshape(*nodes.shape, model.vocab_size)
+        out = model(uniq % N, uniq // N)
+        return out[inv].reshape(*nodes.shape, model.vocab_size)
+
+    def values_at(self, model: TreeModel, prompts: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
+        """Learned values ``(*nodes.shape,)`` (0 where ``nodes < 0``: terminal)."""
+        prompts = torch.broadcast_to(prompts.reshape(prompts.shape + (1,) * (nodes.ndim - prompts.ndim)),
+                                     nodes.shape)
+        v = model.all_values()[prompts, nodes.clamp(min=0)]
+        return torch.where(nodes >= 0, v, torch.zeros((), dtype=v.dtype))
+
+
+# ---------------------------------------------------------------------- objectives
+def _gather(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    return x.gather(-1, a.clamp(min=0)[..., None])[..., 0]
+
+
+def _transition_tensors(model, b, ctx, source=None):
+    src = model if source is None else source
+    g_s = ctx.logits_at(model, b.prompts, b.nodes)
+    g_n = ctx.logits_at(src, b.prompts, b.next_nodes)
+    return g_s, _gather(g_s, b.tokens), g_n
+
+
+def objective_naive(model, b, ctx):
+    """L0 on transitions (logits as Q-values)."""
+    _, g_sa, g_n = _transition_tensors(model, b, ctx)
+    return L.naive_q_loss(g_sa, b.rewards, g_n, b.done, ctx.gamma, ctx.options.get("backup", "max"))
+
+
+def objective_kl_q(model, b, ctx):
+    """L1 on transitions (q = logits, residual gradient)."""
+    _, q_sa, q_n = _transition_tensors(model, b, ctx)
+    return L.kl_q_loss(q_sa, b.rewards, q_n, ctx.log_ref[b.prompts, b.next_nodes.clamp(min=0)], b.done,
+                       ctx.gamma, ctx.beta)
+
+
+def objective_soft_q(model, b, ctx):
+    """Soft (KL) Q-learning TD on transitions, target network optional."""
+    src = ctx.target if ctx.target is not None else model
+    with torch.no_grad():
+        q_n = ctx.logits_at(src, b.prompts, b.next_nodes)
+    q_sa = _gather(ctx.logits_at(model, b.prompts, b.nodes), b.tokens)
+    return L.soft_q_td_loss(q_sa, b.rewards, q_n, ctx.log_ref[b.prompts, b.next_nodes.clamp(min=0)], b.done,
+                            ctx.gamma, ctx.beta)
+
+
+def objective_shiq_l2(model, b, ctx):
+    """ShiQ L2 on transitions."""
+    _, g_sa, g_n = _transition_tensors(model, b, ctx)
+    log_ref_sa = ctx.log_ref[b.prompts, b.nodes, b.tokens]
+    return L.shiq_l2_loss(g_sa, log_ref_sa, b.rewards, g_n, b.done, ctx.gamma, ctx.beta)
+
+
+def objective_shiq_l3(model, b, ctx):
+    """ShiQ L3 on transitions."""
+    _, g_sa, g_n = _transition_tensors(model, b, ctx)
+    ref_sa = ctx.ref[b.prompts, b.nodes, b.tokens]
+    ref_n = ctx.ref[b.prompts, b.next_nodes.clamp(min=0)]
+    return L.shiq_l3_loss(g_sa, ref_sa, b.rewards, g_n, ref_n, b.done, ctx.gamma, ctx.beta)
+
+
+def _path_terms(model, p, ctx):
+    """log π_g/π_ref at the taken tokens ``(n, T)``, logits ``(n, T, V)``, reference ``(n, T, V)``."""
+    g = ctx.logits_at(model, p.prompts, p.nodes)
+    ref = ctx.ref[p.prompts[:, None], p.nodes.clamp(min=0)]
+    return L.log_ratio(g, ref, torch.where(p.mask, p.tokens, -1)), g, ref
+
+
+def _end_value_shiq(model, p, ctx):
+    if bool((p.end_nodes < 0).all()):
+        return None
+    g_end = ctx.logits_at(model, p.prompts, p.end_nodes)
+    v = L.shiq_v(g_end, ctx.ref[p.prompts, p.end_nodes.clamp(min=0)], ctx.beta)
+    return torch.where(p.end_nodes >= 0, v, torch.zeros((), dtype=v.dtype))
+
+
+def objective_shiq(model, p, ctx):
+    """Multi-step ShiQ on sequences (all suffixes of every row)."""
+    lr, g, ref = _path_terms(model, p, ctx)
+    v_g = torch.where(p.mask, L.shiq_v(g, ref, ctx.beta), torch.zeros((), dtype=g.dtype))
+    return L.shiq_loss(lr, v_g, p.rewards, p.mask, ctx.gamma, ctx.beta, _end_value_shiq(model, p, ctx))
+
+
+def objective_pcl(model, p, ctx):
+    """PCL on sequences: policy logits + a learned value head."""
+    lr, _, _ = _path_terms(model, p, ctx)
+    values = ctx.values_at(model, p.prompts, torch.where(p.mask, p.nodes, -1))
+    v_end = ctx.values_at(model, p.prompts, p.end_nodes)
+    return L.pcl_loss(lr, values, p.rewards, p.mask, ctx.gamma, ctx.beta, v_end, ctx.options.get("max_len"))
+
+
+def objective_dro(model, p, ctx):
+    """DRO on complete sequences: value at the prompt's root + policy."""
+    lr, _, _ = _path_terms(model, p, ctx)
+    v0 = ctx.values_at(model, p.prompts, torch.zeros_like(p.prompts))
+    return L.dro_loss(p.returns, v0, L.sequence_log_ratio(lr, p.mask), ctx.beta)
+
+
+def objective_dpo(model, b, ctx):
+    """DPO on preference pairs."""
+    lw, _, _ = _path_terms(model, b.chosen, ctx)
+    ll, _, _ = _path_terms(model, b.rejected, ctx)
+    return L.dpo_loss(L.sequence_log_ratio(lw, b.chosen.mask), L.sequence_log_ratio(ll, b.rejected.mask), ctx.beta,
+                      b.p_chosen)
+
+
+_PAPER_SHIQ = "Clavier et al. 2025, ShiQ: Bringing back Bellman to LLMs (reconstructed form, MATH.md §5)"
+register_algorithm(AlgorithmSpec(
+    "naive", objective_naive, "transitions", "policy", init="ref", defaults={"backup": "max"},
+    description="L0: logits regressed as Q-values onto r + γ max g(s'); ignores π_ref and β (negative control)",
+    reference=_PAPER_SHIQ), aliases=("l0",))
+register_algorithm(AlgorithmSpec(
+    "kl_q", objective_kl_q, "transitions", "q", init="zero",
+    description="L1: KL-regularised Q-space Bellman residual, q → Q*", reference="MATH.md §3, §5"), aliases=("l1",))
+register_algorithm(AlgorithmSpec(
+    "soft_q", objective_soft_q, "transitions", "q", init="zero", uses_target=True,
+    description="soft (KL) Q-learning, one-step TD with a stop-gradient target (optional target network)",
+    reference="Haarnoja et al. 2017; MATH.md §9"))
+register_algorithm(AlgorithmSpec(
+    "shiq_l2", objective_shiq_l2, "transitions", "l2", init="ref",
+    description="ShiQ L2 (easing sampling): β g = q + β log π_ref, g → log π_ref + Q*/β", reference=_PAPER_SHIQ),
+    aliases=("l2",))
+register_algorithm(AlgorithmSpec(
+    "shiq_l3", objective_shiq_l3, "transitions", "shiq", init="ref",
+    description="ShiQ L3 (shifted init): β g = q + β ℓ_ref, one-step, g → ℓ_ref + Q*/β", reference=_PAPER_SHIQ),
+    aliases=("l3",))
+register_algorithm(AlgorithmSpec(
+    "shiq", objective_shiq, "sequences", "shiq", init="ref",
+    description="ShiQ: multi-step consistency over every suffix, g → ℓ_ref + Q*/β", reference=_PAPER_SHIQ))
+register_algorithm(AlgorithmSpec(
+    "pcl", objective_pcl, "sequences", "policy", init="ref", value_head=True,
+    description="path consistency learning over all sub-paths (policy logits + value)",
+    reference="Nachum et al. 2017, Bridging the gap between value and policy based RL"))
+register_algorithm(AlgorithmSpec(
+    "dpo", objective_dpo, "preferences", "policy", init="ref", sequence_level=True,
+    description="direct preference optimisation on Bradley–Terry pairs", reference="Rafailov et al. 2023"))
+register_algorithm(AlgorithmSpec(
+    "dro", objective_dro, "sequences", "policy", init="ref", value_head=True, sequence_level=True,
+    description="direct reward optimisation: (R − V(prompt) − β log π/π_ref)² on single trajectories",
+    reference="Richemond et al. 2024, Offline regularised RL for LLM alignment"))
+
+
+# ---------------------------------------------------------------------- training
+@dataclass
+class TrainResult:
+    """Output of :func:`train`.
+
+    model : the trained torch model.  logits : numpy ``(n_nodes, V)`` (``(n_prompts, n_nodes, V)``),
+    canonical order.  history : one dict per evaluation (``step``, ``loss`` and the metrics of
+    :func:`compare`).  algorithm, convention, beta; solution : the exact ``solve(env, beta=β)``.
+    """
+
+    model: TreeModel
+    logits: np.ndarray
+    history: list
+    algorithm: str = ""
+    convention: str = ""
+    beta: float = 0.0
+    solution: Optional[Solution] = None
+
+    @property
+    def final(self) -> dict:
+        """The last evaluation."""
+        return self.history[-1]
+
+    def curve(self, key: str = "logit_error") -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of one recorded metric."""
+        return (np.array([h["step"] for h in self.history]), np.array([h[key] for h in self.history], dtype=float))
+
+
+def _default_data(spec: AlgorithmSpec, env: TokenMDP):
+    if spec.full_data is not None:
+        return spec.full_data(env)
+    if spec.data == "transitions":
+        return full_coverage(env)
+    if spec.data == "sequences":
+        return all_sequences(env)
+    if spec.data == "preferences":
+        return preference_pairs(env)
+    raise ValueError(f"algorithm {spec.name!r} uses data kind {spec.data!r}: give its spec a full_data function")
+
+
+_KIND = {"transitions": Transitions, "sequences": Paths, "preferences": Preferences}
+
+
+def _check_dataset(spec: AlgorithmSpec, env: TokenMDP, data):
+    want = _KIND.get(spec.data)
+    if want is Transitions and isinstance(data, Paths):
+        data = data.to_transitions()  # one-step losses use every step of the sequences
+    if want is not None and not isinstance(data, want):
+        raise ValueError(f"algorithm {spec.name!r} needs a {want.__name__} dataset (data kind {spec.data!r}), "
+                         f"got {type(data).__name__}")
+    if hasattr(data, "check_env"):
+        data.check_env(env)
+    if hasattr(data, "__len__") and len(data) == 0:
+        raise ValueError("data is empty")
+    return data
+
+
+def _make_optimizer(name: str, params, lr: Optional[float]):
+    if name == "adam":
+        return torch.optim.Adam(params, lr=0.05 if lr is None else lr)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=0.1 if lr is None else lr)
+    if name == "lbfgs":
+        return torch.optim.LBFGS(params, lr=1.0 if lr is None else lr, max_iter=20, history_size=50,
+                                 line_search_fn="strong_wolfe", tolerance_grad=1e-14, tolerance_change=1e-16)
+    raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+
+
+def _evaluate(spec, model, env, beta, sol, step, loss) -> dict:
+    with torch.no_grad():
+        if spec.metrics is not None:
+            m = spec.metrics(model, env, beta, sol)
+        else:
+            logits = model.all_logits().detach().to(torch.float64).cpu().numpy()
+            logits = logits[0] if env.n_prompts == 1 else logits
+            m = compare(logits, env, beta=beta, convention=spec.convention, solution=sol)
+    return dict(step=int(step), loss=float(loss), **m)
+
+
+def train(algorithm: Union[str, AlgorithmSpec], env: TokenMDP, *, beta: float,
+          model: Union[str, nn.Module] = "tabular", data: Any = "full", steps: int = 500, lr: Optional[float] = None,
+          optimizer: str = "adam", seed: int = 0, eval_every: Optional[int] = None, progress: bool = True,
+          batch_size: Optional[int] = None, target_update: int = 1, dtype: torch.dtype = torch.float64,
+          solution: Optional[Solution] = None, model_kwargs: Optional[dict] = None, **options) -> TrainResult:
+    r"""Train ``algorithm`` on ``env`` and record its errors against the exact solution.
+
+    Parameters
+    ----------
+    algorithm : a registered name (:func:`algorithm_names`) or an :class:`AlgorithmSpec`.
+    env : TokenMDP.  beta : KL coefficient β > 0.
+    model : ``"tabular"`` | ``"mlp"`` | ``"transformer"`` (built for ``env`` starting at the
+        algorithm's init, e.g. g = ℓ_ref) or a :class:`TreeModel` instance (trained in place).
+    data : ``"full"`` (every node–action once / every complete sequence once / every pair of
+        sequences with exact Bradley–Terry labels, by the algorithm's data kind) or a dataset built
+        on this env (:mod:`mdpsandbox.learners.data`; sequences are split into steps for one-step losses).
+    steps : number of updates (≥ 1).  lr : learning rate (default 0.05 Adam, 0.1 SGD, 1.0 L-BFGS).
+    optimizer : ``"adam"``, ``"sgd"`` or ``"lbfgs"`` (full-batch; one update = one L-BFGS step).
+    seed : seeds the model's initial weights and minibatch sampling (same seed → same numbers).
+    eval_every : evaluate every this many updates (default steps/20); step 0 and the last are always.
+    progress : tqdm progress bar (only on a terminal).
+    batch_size : rows per update (default: the whole dataset).
+    target_update : refresh the target network every this many updates (algorithms with a target).
+    options : algorithm options (e.g. ``backup="lse"`` for ``naive``, ``max_len=2`` for ``pcl``).
+
+    Returns a :class:`TrainResult` whose ``logits`` are numpy ``(n_nodes, V)`` in canonical order.
+    Raises ``ValueError`` on bad input before any work, :class:`NonFiniteLossError` (a ValueError)
+    naming the step if the loss becomes NaN/inf.
+    """
+    spec = get_algorithm(algorithm)
+    if not isinstance(env, TokenMDP):
+        raise ValueError(f"env must be a TokenMDP, got {type(env).__name__}")
+    beta = check_positive(beta, "beta")
+    steps = check_int(steps, "steps")
+    seed = check_int(seed, "seed", minimum=0)
+    eval_every = max(1, steps // 20) if eval_every is None else check_int(eval_every, "eval_every")
+    target_update = check_int(target_update, "target_update")
+    if lr is not None:
+        lr = check_positive(lr, "lr")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    if isinstance(model, str) and model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)} or a TreeModel instance, got {model!r}")
+    if spec.sequence_level and env.gamma != 1.0:
+        raise ValueError(f"{spec.name} optimises a sequence-level objective, equal to the token MDP's only when "
+                         f"gamma == 1; got gamma={env.gamma}")
+    unknown = set(options) - set(spec.defaults) - {"max_len"}
+    if unknown:
+        raise ValueError(f"unknown options for {spec.name}: {sorted(unknown)} (known: {sorted(spec.defaults)})")
+    if isinstance(data, str):
+        if data != "full":
+            raise ValueError(f"data must be 'full' or a dataset, got {data!r}")
+        dataset = _default_data(spec, env)
+    else:
+        dataset = _check_dataset(spec, env, data)
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size")
+
+    net = make_model(model, env, init=spec.init, value_head=spec.value_head, seed=seed, dtype=dtype,
+                     **(model_kwargs or {}))
+    batch_all = spec.batch(dataset) if spec.batch is not None else to_batch(dataset, dtype)
+    ctx = TrainContext(env, beta, env.gamma, torch.as_tensor(env._ref, dtype=dtype),
+                       torch.as_tensor(env._ref - env.lse_ref.reshape(env.n_prompts, env.n_nodes)[..., None],
+                                       dtype=dtype),
+                       {**spec.defaults, **options})
+    if spec.uses_target:
+        ctx.target = copy.deepcopy(net).requires_grad_(False)
+    sol = solve(env, beta=beta) if solution is None else solution
+    opt = _make_optimizer(optimizer, [p for p in net.parameters() if p.requires_grad], lr)
+    gen = torch.Generator().manual_seed(seed)
+
+    history = []
+    with torch.no_grad():
+        loss0 = spec.objective(net, batch_all, ctx)
+    history.append(_evaluate(spec, net, env, beta, sol, 0, loss0.item()))
+
+    from tqdm.auto import tqdm
+
+    show = progress and sys.stderr.isatty()
+    bar = tqdm(range(1, steps + 1), desc=f"train {spec.name}", disable=not show, leave=False)
+    for step in bar:
+        if batch_size is not None and batch_size < batch_all.n:
+            b = _subsample(batch_all, torch.randperm(batch_all.n, generator=gen)[:batch_size])
+        else:
+            b = batch_all
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            loss = spec.objective(net, b, ctx)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"{spec.name}: the loss became {loss.item()} at step {step} "
+                                         f"(lr={lr}, optimizer={optimizer}); lower the learning rate or check the data")
+            loss.backward()
+            return loss
+
+        loss = opt.step(closure) if optimizer == "lbfgs" else (closure(), opt.step())[0]
+        for prm in net.parameters():
+            if not torch.isfinite(prm).all():
+                raise NonFiniteLossError(f"{spec.name}: parameters became non-finite at step {step}")
+        if ctx.target is not None and step % target_update == 0:
+            ctx.target.load_state_dict(net.state_dict())
+        if step % eval_every == 0 or step == steps:
+            rec = _evaluate(spec, net, env, beta, sol, step, float(loss.detach()))
+            history.append(rec)
+            bar.set_postfix(loss=f"{float(loss.detach()):.2e}", err=f"{rec['logit_error']:.2e}")
+    bar.close()
+    with torch.no_grad():
+        logits = net.all_logits().detach().to(torch.float64).cpu().numpy()
+    return TrainResult(net, logits[0] if env.n_prompts == 1 else logits, history, spec.name,
+                       spec.convention, beta, sol)
