@@ -111,7 +111,7 @@ def test_zvar_is_the_batch_variance_of_log_partition_estimates():
 
 def test_tb_tabular_tree_reaches_log_z_and_target():
     dag, lr = _tree()
-    res = train_gflownet(dag, lr, loss="tb", sampling="enumerate", n_steps=600, lr=0.05)
+    res = train_gflownet(dag, lr, loss="tb", sampling="enumerate", n_steps=300, lr=0.1, eval_every=100)
     assert abs(res.final_log_z - math.log(np.exp(lr).sum())) < 1e-3
     assert res.final_tv < 1e-3
     # the reported TV is the exact push-forward of the learned policy
@@ -122,7 +122,8 @@ def test_tb_tabular_tree_reaches_log_z_and_target():
 @pytest.mark.parametrize("loss", ["db", "subtb"])
 def test_db_and_subtb_learn_the_exact_log_flows(loss):
     dag, lr = _tree()
-    res = train_gflownet(dag, lr, loss=loss, sampling="enumerate", n_steps=1500, lr=0.05)
+    res = train_gflownet(dag, lr, loss=loss, sampling="enumerate", lr=0.1, eval_every=500,
+                         n_steps={"db": 1200, "subtb": 400}[loss])
     learned = res.model.log_flow_table().detach().numpy()
     assert np.max(np.abs(learned - res.exact.log_flow)) < 1e-3
     assert res.final_tv < 1e-3
@@ -131,7 +132,7 @@ def test_db_and_subtb_learn_the_exact_log_flows(loss):
 def test_fm_on_the_dag_recovers_z_and_target_only():
     dag = multiset_dag(3, 3)
     lr = random_log_reward(dag, seed=4)
-    res = train_gflownet(dag, lr, loss="fm", sampling="enumerate", n_steps=800, lr=0.05)
+    res = train_gflownet(dag, lr, loss="fm", sampling="enumerate", n_steps=400, lr=0.1, eval_every=100)
     assert abs(res.final_log_z - math.log(np.exp(lr).sum())) < 1e-3     # F(s0) = Z
     assert res.final_tv < 1e-3                                            # p = R/Z
 
@@ -139,7 +140,7 @@ def test_fm_on_the_dag_recovers_z_and_target_only():
 def test_zvar_learns_target_without_a_z_parameter():
     dag = multiset_dag(2, 3)
     lr = random_log_reward(dag, seed=5)
-    res = train_gflownet(dag, lr, loss="zvar", sampling="enumerate", n_steps=800, lr=0.05)
+    res = train_gflownet(dag, lr, loss="zvar", sampling="enumerate", n_steps=400, lr=0.1, eval_every=100)
     assert res.final_tv < 1e-3
     assert abs(res.final_log_z - res.exact.log_z) < 1e-3
 
@@ -161,7 +162,7 @@ def test_sampler_frequencies_match_the_exact_push_of_the_sampler():
 def test_off_policy_exploration_still_converges_to_r_over_z():
     dag, lr = _tree()
     res = train_gflownet(dag, lr, loss="tb", sampling="on_policy", epsilon=0.3, temperature=2.0,
-                         batch_size=32, n_steps=800, lr=0.05, seed=0)
+                         batch_size=32, n_steps=400, lr=0.1, seed=0, eval_every=100)
     assert res.final_tv < 2e-2
     assert abs(res.final_log_z - res.exact.log_z) < 2e-2
 
@@ -171,7 +172,8 @@ def test_tree_model_from_learners_framework_trains_with_tb():
     dag = tree_dag(env)
     lr = random_log_reward(dag, seed=1)
     model = TreeModelGFlowNet(TabularLogits(env, init="zero", value_head=True), dag)
-    res = train_gflownet(dag, lr, loss="subtb", model=model, sampling="enumerate", n_steps=1500, lr=0.05)
+    res = train_gflownet(dag, lr, loss="tb", model=model, sampling="enumerate", n_steps=300, lr=0.1,
+                         eval_every=100)
     assert res.final_tv < 1e-3
 
 
