@@ -487,7 +487,7 @@ def categorical_fixed_point(P, r, gamma: float, atoms, *, method: str = "dcfp", 
       the certified sup-W1 error γ ς‖ΔF‖∞,1/(1−γ) ≤ tol.
     * ``method="dcfp"`` — direct categorical fixed point (Rowland et al. 2024, "Near-minimax-optimal
       distributional reinforcement learning with a generative model"): solve (I − M)F = b.
-      ``solver="gmres"`` (default via "auto") applies M matrix-free (one sparse P @ F and one
+      ``solver="bicgstab"`` (the "auto" default; ``"gmres"`` also available) applies M matrix-free (one sparse P @ F and one
       block-diagonal C product per iteration) and restarts until the certified bound
       ς‖b − (I−M)F‖∞,1/(1−γ) ≤ tol; ``solver="splu"`` factorises the sparse n(m−1) system
       (exact but suffers fill-in at large m; see benchmarks/bench_dcfp.py).
@@ -555,7 +555,7 @@ def categorical_fixed_point(P, r, gamma: float, atoms, *, method: str = "dcfp", 
         res = l1inf(bvec - (F_flat - apply_M(F_flat.reshape(n, m1))))
         iters = 1
     else:
-        kind = "gmres" if solver == "auto" else solver
+        kind = "bicgstab" if solver == "auto" else solver
         A = spla.LinearOperator((N, N), matvec=lambda v: v - apply_M(v.reshape(n, m1)), dtype=np.float64)
         F_flat = np.zeros(N) if x0 is None else x0.ravel().copy()
         iters = 0
