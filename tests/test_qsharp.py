@@ -164,7 +164,7 @@ def test_counterexample_qsharp_beats_cd():
     env = m.qsharp_counterexample()
     atoms = np.linspace(0.0, 1.0, 11)  # returns 0, 0.1, 1 are atoms: the histogram head is exact
     for beta, cd_max in ((0.05, 0.4), (0.03, 0.3)):
-        res = qs.train_qsharp(env, beta, atoms=atoms, n_rounds=2, n_per_round=256, steps=200, seed=0)
+        res = qs.train_qsharp(env, beta, atoms=atoms, n_rounds=1, n_per_round=256, steps=150, seed=0)
         last = res.history[-1]
         assert last["qsharp"].reward > 0.9
         assert last["cd"].reward < cd_max
@@ -175,7 +175,7 @@ def test_counterexample_qsharp_beats_cd():
 def test_neural_histogram_head_on_counterexample():
     env = m.qsharp_counterexample()
     res = qs.train_qsharp(env, 0.05, atoms=np.linspace(0.0, 1.0, 11), model="mlp", n_rounds=1,
-                          n_per_round=256, steps=200, seed=0)
+                          n_per_round=128, steps=120, seed=0)
     assert res.history[-1]["qsharp"].reward > 0.9
 
 
@@ -202,3 +202,16 @@ def test_bad_input_names_the_argument():
         qs.train_qsharp(env, 0.1, atoms=np.linspace(0, 1, 11), n_per_round=0)
     with pytest.raises(ValueError, match="log_probs"):
         qs.histogram_q_over_beta(np.zeros((2, 3)), np.arange(4.0), 1.0)
+
+
+# ---------------------------------------------------------------------- through the shared trainer
+def test_trainer_qsharp_population_fit_approaches_qstar_and_cd_reaches_exact_cd():
+    from mdpsandbox.learners import train
+
+    env = m.bernoulli_tree(3, 3, seed=1)
+    res = train("qsharp", env, beta=0.5, steps=800, lr=0.1)
+    assert res.final["q_error"] < 0.01  # population ML on exact laws; Adam to tolerance
+    cx = m.qsharp_counterexample()
+    res = train("cd", cx, beta=0.05, steps=800, lr=0.05)
+    exact_cd = qs.policy_report(cx, cd_policy(cx, 0.05), 0.05)
+    assert res.final["reward"] == pytest.approx(exact_cd.reward, abs=1e-3)

@@ -551,3 +551,101 @@ def train_qsharp(env, beta: float, *, kind: str = "auto", atoms=None, model: str
                         "qsharp": policy_report(env, head.policy(beta), beta),
                         "cd": policy_report(env, cd.policy(beta), beta)})
     return QSharpResult(head, cd, data, history, opt, beta)
+
+
+# ====================================================================== trainer registry
+def _population_rows(env, values_fn):
+    """Every edge (s, a) with the exact atoms of Z^{π_ref}(s, a) (``return_distribution``) as rows,
+    weighted by their probabilities / number of edges: the population ML / regression data."""
+    from ..solvers.return_laws import return_distribution
+
+    laws = return_distribution(env)
+    sizes = np.diff(laws.edge_offsets)
+    e = np.repeat(np.arange(sizes.size), sizes)
+    V, N = env.vocab_size, env.n_nodes
+    node, tok, prompt = (e // V) % N, e % V, e // (V * N)
+    w = laws.edge_probs / sizes.size
+    return values_fn(prompt, node, tok, laws.edge_values, w)
+
+
+def _full_bernoulli(env):
+    _check_qsharp_env(env)
+    if not _is_bernoulli(env):
+        raise ValueError("algorithm 'qsharp' (Bernoulli head) needs 0/1 sequence rewards; use train_qsharp "
+                         "with kind='histogram' and atoms for other rewards")
+    return _population_rows(env, lambda p, n, t, z, w: (RewardToGo(p, n, t, z, np.zeros_like(p)), w))
+
+
+def _full_cd(env):
+    _check_qsharp_env(env)
+    return _population_rows(env, lambda p, n, t, z, w: (RewardToGo(p, n, t, z, np.zeros_like(p)), w))
+
+
+def _batch(dataset):
+    import torch
+    from types import SimpleNamespace
+
+    data, w = dataset
+    return SimpleNamespace(prompts=torch.as_tensor(data.prompts), nodes=torch.as_tensor(data.nodes),
+                           tokens=torch.as_tensor(data.tokens), targets=torch.as_tensor(data.targets),
+                           weights=torch.as_tensor(w), n=len(data))
+
+
+def _weights(batch):
+    return batch.weights / batch.weights.sum()
+
+
+def _qsharp_objective(model, batch, ctx):
+    u = ctx.logits_at(model, batch.prompts, batch.nodes).gather(-1, batch.tokens[:, None])[:, 0]
+    return bernoulli_nll(u, batch.targets, _weights(batch))
+
+
+def _cd_objective(model, batch, ctx):
+    q = ctx.logits_at(model, batch.prompts, batch.nodes).gather(-1, batch.tokens[:, None])[:, 0]
+    return cd_squared_loss(q, batch.targets, _weights(batch))
+
+
+def _qsharp_metrics(model, env, beta, sol):
+    import torch
+
+    with torch.no_grad():
+        u = model.all_logits().detach().to(torch.float64).numpy()
+    qb = env._user(bernoulli_logit_q_over_beta(u, beta))
+    pol = guided_policy(env.ref_logits, qb)
+    rep = policy_report(env, pol, beta)
+    # logit_error: guided logits ℓ_ref + Q̂/β against π*'s logits ℓ_ref + Q*/β
+    return {"logit_error": float(np.max(np.abs(qb - sol.q / beta))),
+            "q_error": float(np.max(np.abs(beta * qb - sol.q))), "policy_error": float(np.max(np.abs(pol - sol.policy))),
+            **rep.as_dict()}
+
+
+def _cd_metrics(model, env, beta, sol):
+    import torch
+
+    with torch.no_grad():
+        q = env._user(model.all_logits().detach().to(torch.float64).numpy())
+    pol = guided_policy(env.ref_logits, q / beta)
+    return {"logit_error": float(np.max(np.abs(q / beta - sol.q / beta))),
+            "policy_error": float(np.max(np.abs(pol - sol.policy))), **policy_report(env, pol, beta).as_dict()}
+
+
+def _register():
+    from .trainer import ALGORITHMS, AlgorithmSpec, register_algorithm
+
+    if "qsharp" not in ALGORITHMS:
+        register_algorithm(AlgorithmSpec(
+            name="qsharp", objective=_qsharp_objective, data="reward_to_go", convention="shiq", init="zero",
+            sequence_level=True, full_data=_full_bernoulli, batch=_batch, metrics=_qsharp_metrics,
+            description="Q♯ Bernoulli head (logits = Bernoulli logits per edge), ML on the exact reference "
+                        "return laws; guidance ℓ_ref + Q̂/β (Algorithm 1 rounds: train_qsharp)",
+            reference="Zhou et al. 2025, Q♯: Provably optimal distributional RL for LLM post-training"))
+    if "cd" not in ALGORITHMS:
+        register_algorithm(AlgorithmSpec(
+            name="cd", objective=_cd_objective, data="reward_to_go", convention="shiq", init="zero",
+            sequence_level=True, full_data=_full_cd, batch=_batch, metrics=_cd_metrics,
+            description="CD/VAS baseline: squared loss to the reward-to-go (logits = Q̂^{π_ref}); guidance "
+                        "ℓ_ref + Q̂^{π_ref}/β", reference="Zhou et al. 2025 (baseline); Mudgal et al. 2024 (CD)"),
+            aliases=("vas",))
+
+
+_register()
