@@ -215,3 +215,13 @@ def test_trainer_qsharp_population_fit_approaches_qstar_and_cd_reaches_exact_cd(
     res = train("cd", cx, beta=0.05, steps=800, lr=0.05)
     exact_cd = qs.policy_report(cx, cd_policy(cx, 0.05), 0.05)
     assert res.final["reward"] == pytest.approx(exact_cd.reward, abs=1e-3)
+
+
+def test_two_hot_histogram_overestimates_q_by_at_most_one_gap():
+    # Z = δ_y with y between atoms: Q = y exactly; the two-hot law gives Q̂ ∈ [y, y + ς]
+    atoms = np.linspace(0.0, 1.0, 6)  # ς = 0.2
+    y = np.array([0.13, 0.5, 0.77, 0.99])
+    for beta in (0.01, 0.3, 10.0):
+        with np.errstate(divide="ignore"):
+            q = beta * qs.histogram_q_over_beta(np.log(qs.histogram_targets(y, atoms)), atoms, beta)
+        assert np.all(q >= y - 1e-12) and np.all(q <= y + 0.2 + 1e-12)

@@ -332,6 +332,12 @@ class QSharpHead:
         Bernoulli — ``"mlp"`` / ``"transformer"`` from :func:`~mdpsandbox.learners.make_model` (its V
         outputs per node are the V Bernoulli logits); histogram — ``"mlp"`` (the
         :class:`~mdpsandbox.learners.PrefixMLP` prefix features, an MLP with V·K outputs).
+
+    The histogram head is exact when every reward-to-go is an atom (one-hot targets). A return
+    between atoms is split by the hat projection (two-hot target): mean-preserving, but it adds
+    variance, so Q̂ = β LSE(log p̂ + z/β) then over-estimates (convexity of exp), by at most one atom
+    gap ς (each e^{y/β} becomes a value in [e^{y/β}, e^{(y+ς)/β}]) — use atoms on the reward grid
+    when it exists.
     """
 
     def __init__(self, env, kind: str = "bernoulli", *, atoms=None, model: str = "tabular", seed: int = 0,
