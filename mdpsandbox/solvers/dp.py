@@ -19,7 +19,7 @@ from .._math import logsumexp
 from .._validate import check_distribution, check_int, check_positive, check_shape
 from ..envs.tabular import TabularMDP
 from ..envs.token import TokenMDP, _check_tree_size
-from .backups import Regulariser, bellman_backup, q_backup, tree_level_value
+from .backups import Regulariser, bellman_backup, q_backup, tree_backward
 
 __all__ = ["Solution", "Evaluation", "solve", "evaluate", "ConvergenceWarning", "METHODS", "make_regulariser"]
 
@@ -88,11 +88,14 @@ class Evaluation:
 
 
 # ---------------------------------------------------------------------- argument handling
-def make_regulariser(env, beta, temperature, ref_policy) -> tuple[Regulariser, Optional[np.ndarray]]:
+def make_regulariser(env, beta, temperature, ref_policy, *, need_log_ref: bool = True
+                     ) -> tuple[Regulariser, Optional[np.ndarray]]:
     """Validate (β, τ, π_ref) for ``env`` and build the :class:`Regulariser`.
 
     For a TokenMDP returns ``(reg, ell)`` where ``ell`` is the reference in logit form
-    ``(P, N, V)`` (the env's ``ref_logits`` unless ``ref_policy`` overrides it)."""
+    ``(P, N, V)`` (the env's ``ref_logits`` unless ``ref_policy`` overrides it); with
+    ``need_log_ref=False`` the ``(P, N, V)`` array log π_ref is not built (``reg.log_ref`` is None:
+    backward induction on the tree works from ``ell`` and the cached LSE instead)."""
     b = check_positive(beta, "beta") if beta is not None else 0.0
     t = check_positive(temperature, "temperature") if temperature is not None else 0.0
     if ref_policy is not None and beta is None:
@@ -105,7 +108,7 @@ def make_regulariser(env, beta, temperature, ref_policy) -> tuple[Regulariser, O
         else:
             ell = env._ref
         log_ref = None
-        if b > 0:
+        if b > 0 and need_log_ref:
             log_ref = ell - logsumexp(ell, axis=-1)[..., None]
         return Regulariser(t, b, log_ref), ell
     if not isinstance(env, TabularMDP):
@@ -161,7 +164,8 @@ def solve(env: Union[TabularMDP, TokenMDP], *, beta: Optional[float] = None,
     tol = check_positive(tol, "tol")
     if max_iter is not None:
         max_iter = check_int(max_iter, "max_iter")
-    reg, ell = make_regulariser(env, beta, temperature, ref_policy)
+    tree_path = isinstance(env, TokenMDP) and method in ("auto", "backward")
+    reg, ell = make_regulariser(env, beta, temperature, ref_policy, need_log_ref=not tree_path)
     if isinstance(env, TokenMDP):
         if horizon is not None:
             raise ValueError("horizon is fixed by the TokenMDP; do not pass horizon")
@@ -188,7 +192,10 @@ def solve(env: Union[TabularMDP, TokenMDP], *, beta: Optional[float] = None,
         raise ValueError("method='backward' on a TabularMDP needs horizon=H")
     env.check_solvable()
     if method == "auto":
-        method = "pi" if env.gamma >= 0.9 else "vi"
+        # PI near γ = 1, and whenever VI could not certify tol above float64 round-off (e.g. β, τ ~ 1e8)
+        g = env.gamma
+        vi_too_fine = 0 < g < 1 and tol * (1 - g) / (2 * g) < 16 * _EPS * _value_scale(env, reg)
+        method = "pi" if g >= 0.9 or vi_too_fine else "vi"
     if method == "vi":
         return _value_iteration(env, reg, tol, max_iter)
     return _policy_iteration(env, reg, tol, max_iter)
@@ -326,37 +333,20 @@ def _backward_tabular(env: TabularMDP, reg: Regulariser, H: int) -> Solution:
 def _solve_tree(env: TokenMDP, reg: Regulariser, ell: np.ndarray) -> Solution:
     r"""Backward induction on the token tree, one level at a time (MATH.md §4):
     :math:`Q(s,a) = r(s,a) + \gamma V(s\cdot a)` (V = 0 past EOS or length H), then V and π from the
-    level's Q with :func:`tree_level_value` (one exp per edge; the node's LSE ℓ_ref is cached)."""
+    level's Q — all inside one numba kernel (:func:`tree_backward`; one exp per edge, one log per
+    node; the node's LSE ℓ_ref is cached on the env)."""
     _check_tree_size(env.vocab_size, env.horizon, env.n_prompts, None, n_arrays=4)
-    Pn, N, V, H = env.n_prompts, env.n_nodes, env.vocab_size, env.horizon
-    if ell is env._ref:
-        env.lse_ref
+    Pn, N = env.n_prompts, env.n_nodes
+    if reg.beta > 0 and ell is env._ref:
+        env.lse_ref  # computed once, cached on the env
         lse = env._lse_ref
     else:
-        lse = np.zeros((Pn, N)) if reg.beta > 0 else np.zeros((Pn, N))
-    if reg.beta == 0:
-        ell = np.zeros((1, 1, 1))  # unused (c = 0); avoids 0·(−inf)
-    q = np.empty((Pn, N, V))
-    v = np.empty((Pn, N))
-    pol = np.empty((Pn, N, V))
-    ls = env.level_start
-    for h in range(H - 1, -1, -1):
-        a, b = ls[h], ls[h + 1]
-        n_h = b - a
-        qh = q[:, a:b]
-        if h == H - 1:
-            qh[...] = env._rew[:, a:b]
-        else:
-            np.multiply(v[:, b:ls[h + 2]].reshape(Pn, n_h, V), env.gamma, out=qh)
-            qh += env._rew[:, a:b]
-            if env.eos is not None:
-                qh[:, :, env.eos] = env._rew[:, a:b, env.eos]
-        ell_h = ell[:, a:b].reshape(Pn * n_h, V) if reg.beta > 0 else np.zeros((Pn * n_h, V))
-        vh, ph = tree_level_value(qh.reshape(Pn * n_h, V), ell_h, lse[:, a:b].reshape(-1), reg)
-        v[:, a:b] = vh.reshape(Pn, n_h)
-        pol[:, a:b] = ph.reshape(Pn, n_h, V)
-    sol = Solution(env._user(q), env._user(v), env._user(pol), 0.0, H, True, "backward", _b(reg), _t(reg),
-                   0.0, float(np.mean(v[:, 0])))
+        lse = np.zeros((Pn, N) if reg.beta > 0 else (1, 1))  # ell = log π_ref is normalised; unused if β = 0
+    rew = np.ascontiguousarray(env._rew)
+    ell = np.ascontiguousarray(ell)
+    q, v, pol = tree_backward(rew, ell, lse, env.level_start, env.gamma, env.eos, reg)
+    sol = Solution(env._user(q), env._user(v), env._user(pol), 0.0, env.horizon, True, "backward", _b(reg),
+                   _t(reg), 0.0, float(np.mean(v[:, 0])))
     return sol
 
 
