@@ -118,6 +118,7 @@ def _run_solve(args) -> int:
 # name -> (add_parser, run). Other subcommands register here.
 _COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "solve": (_add_solve, _run_solve),
+    "learn": tuple(getattr(__import__("mdpsandbox.learners.cli", fromlist=["_"]), f) for f in ("_add_learn", "_run_learn")),
     "distribution": tuple(getattr(__import__("mdpsandbox.solvers.distributional_cli", fromlist=["_"]), f) for f in ("_add_distribution", "_run_distribution")),
 }
 
