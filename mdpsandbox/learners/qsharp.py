@@ -612,27 +612,29 @@ def _cd_objective(model, batch, ctx):
 
 
 def _qsharp_metrics(model, env, beta, sol):
+    """The shared :func:`~mdpsandbox.learners.compare` metrics of the guided logits ℓ_ref + Q̂/β (the
+    "shiq" convention: target ℓ_ref + Q*/β), plus the Q error max|β·Q̂/β − Q*|."""
     import torch
+
+    from .compare import compare
 
     with torch.no_grad():
         u = model.all_logits().detach().to(torch.float64).numpy()
     qb = env._user(bernoulli_logit_q_over_beta(u, beta))
-    pol = guided_policy(env.ref_logits, qb)
-    rep = policy_report(env, pol, beta)
-    # logit_error: guided logits ℓ_ref + Q̂/β against π*'s logits ℓ_ref + Q*/β
-    return {"logit_error": float(np.max(np.abs(qb - sol.q / beta))),
-            "q_error": float(np.max(np.abs(beta * qb - sol.q))), "policy_error": float(np.max(np.abs(pol - sol.policy))),
-            **rep.as_dict()}
+    out = compare(guided_logits(env.ref_logits, qb), env, beta=beta, convention="shiq", solution=sol)
+    out["q_error"] = float(np.max(np.abs(beta * qb - sol.q)))
+    return out
 
 
 def _cd_metrics(model, env, beta, sol):
+    """:func:`~mdpsandbox.learners.compare` metrics of the CD guided logits ℓ_ref + Q̂^{π_ref}/β."""
     import torch
+
+    from .compare import compare
 
     with torch.no_grad():
         q = env._user(model.all_logits().detach().to(torch.float64).numpy())
-    pol = guided_policy(env.ref_logits, q / beta)
-    return {"logit_error": float(np.max(np.abs(q / beta - sol.q / beta))),
-            "policy_error": float(np.max(np.abs(pol - sol.policy))), **policy_report(env, pol, beta).as_dict()}
+    return compare(guided_logits(env.ref_logits, q / beta), env, beta=beta, convention="shiq", solution=sol)
 
 
 def _register():
