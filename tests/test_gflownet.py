@@ -122,8 +122,8 @@ def test_tb_tabular_tree_reaches_log_z_and_target():
 @pytest.mark.parametrize("loss", ["db", "subtb"])
 def test_db_and_subtb_learn_the_exact_log_flows(loss):
     dag, lr = _tree()
-    res = train_gflownet(dag, lr, loss=loss, sampling="enumerate", lr=0.1, eval_every=500,
-                         n_steps={"db": 1200, "subtb": 400}[loss])
+    res = train_gflownet(dag, lr, loss=loss, sampling="enumerate", eval_every=500,
+                         lr={"db": 0.05, "subtb": 0.1}[loss], n_steps={"db": 800, "subtb": 400}[loss])
     learned = res.model.log_flow_table().detach().numpy()
     assert np.max(np.abs(learned - res.exact.log_flow)) < 1e-3
     assert res.final_tv < 1e-3
