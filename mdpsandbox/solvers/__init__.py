@@ -26,4 +26,9 @@ __all__ = [
     "stochastic_cdf_samples", "sup_cramer", "sup_ks", "sup_wasserstein1", "wasserstein1",
     "JensenGapExample", "ReturnLaws", "cd_policy", "jensen_gap_example", "qsharp_q", "return_distribution",
     "tabular_return_distribution",
+    "Flows", "SoftSolution", "backward_log_policy", "terminating_distribution",
+    "terminating_log_probs", "tv_distance", "soft_values", "soft_rl_solve", "kl_control_log_reward",
 ]
+# (the function `flows` stays in mdpsandbox.solvers.flows so the submodule name is not shadowed)
+from .flows import (Flows, SoftSolution, backward_log_policy, kl_control_log_reward, soft_rl_solve,  # noqa: E402
+                    soft_values, terminating_distribution, terminating_log_probs, tv_distance)
