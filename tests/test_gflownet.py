@@ -64,9 +64,7 @@ def test_all_residuals_vanish_at_the_exact_flows(env_kind, kind):
         assert zvar_loss(lpf.sum(1), lrt, lpb.sum(1)) < 1e-24
         # FM with the exact edge flows log F(s→s') = log F(s') + log P_B(s|s') at every s' ≠ s0
         model.logits.copy_(torch.as_tensor(np.where(dag.valid, fl.log_edge_flow, 0.0)))
-        for loss in ("fm", "tb", "db", "subtb", "zvar"):
-            if loss == "fm":
-                assert gflownet_loss(model, batch, "fm", tables) < 1e-24
+        assert gflownet_loss(model, batch, "fm", tables) < 1e-24
         s = np.arange(1, dag.n_states)
         edge = model.log_edge_flow_table()
         inflow = edge[tables.parent_state[s], tables.parent_action[s]].masked_fill(~tables.parent_mask[s], -math.inf)
