@@ -131,7 +131,7 @@ def bellman_backup(P2, R, gamma, v, reg: Regulariser, terminal=None):
     return q, tv
 
 
-@numba.njit(parallel=True, fastmath=False, cache=False)
+@numba.njit(parallel=True, fastmath=False, cache=True)
 def _tree_level_value_kernel(q, ell, lse_ell, lam, c, v_out, pol_out, want_policy):
     # One level of the tree: q, ell are (n, V); lse_ell (n,); writes v_out (n,).
     n, V = q.shape
@@ -251,7 +251,7 @@ def _exp_nonpos(x):
     return e if x >= _EXP_MIN else 0.0
 
 
-@numba.njit(parallel=True, fastmath=False, cache=False)
+@numba.njit(parallel=True, fastmath=False, cache=True)
 def _tree_backward_kernel(rew, ell, lse_ell, level_start, n_nodes, gamma, eos, lam, c, q, v, pol):
     # Whole-tree backward induction on flat arrays: row p*N + i is node i of prompt p.
     # rew, ell, q, pol: (P*N, V); lse_ell, v: (P*N,). Level h (nodes level_start[h] + j) has
