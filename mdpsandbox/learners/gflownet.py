@@ -36,15 +36,15 @@ import torch
 from torch import nn
 
 from .._validate import check_int, check_positive
-from ..envs.dag import DAG, TreeDAG
-from ..solvers.flows import (Flows, as_dag, backward_log_policy, flows, terminating_distribution,
-                             tv_distance)
+from ..envs.dag import DAG, TreeDAG, tree_dag
+from ..solvers.flows import (Flows, as_dag, backward_log_policy, flows, kl_control_log_reward,
+                             terminating_distribution, terminating_log_probs, tv_distance)
 
 __all__ = [
     "fm_residual", "fm_loss", "db_residual", "db_loss", "tb_residual", "tb_loss", "subtb_residuals",
     "subtb_loss", "zvar_loss", "check_lambda",
     "GFlowNetTrajectories", "sample_trajectories", "enumerate_trajectories",
-    "GFlowNetModel", "TabularGFlowNet", "TreeModelGFlowNet",
+    "GFlowNetModel", "TabularGFlowNet", "TreeFlowParams", "TreeModelGFlowNet",
     "GFlowNetConfig", "GFlowNetResult", "train_gflownet", "gflownet_loss", "LOSSES", "ALGORITHMS",
 ]
 
@@ -180,6 +180,32 @@ class GFlowNetTrajectories:
 
     def __len__(self) -> int:
         return len(self.lengths)
+
+    def check_env(self, env) -> None:
+        """Raise ``ValueError`` unless every row is a complete trajectory of ``as_dag(env)`` from s0
+        (valid moves, ending with stop at an object)."""
+        dag = as_dag(env)
+        T = dag.depth + 1
+        st, ac, L = np.asarray(self.states), np.asarray(self.actions), np.asarray(self.lengths)
+        if st.ndim != 2 or ac.ndim != 2 or st.shape != (len(L), T + 1) or ac.shape != (len(L), T):
+            raise ValueError(f"trajectories must have states (n, {T + 1}) and actions (n, {T}) for this env, "
+                             f"got {st.shape} and {ac.shape}")
+        if len(L) and (L.min() < 1 or L.max() > T):
+            raise ValueError(f"trajectory lengths must lie in [1, {T}]")
+        rows = np.arange(len(L))
+        live = np.arange(T)[None, :] < L[:, None]
+        s, a = st[:, :-1], ac
+        ok = (~live) | ((s >= 0) & (s < dag.n_states) & (a >= 0) & (a <= dag.n_actions))
+        if len(L) and (np.any(st[:, 0] != 0) or not ok.all()):
+            raise ValueError("trajectories are not paths of this env (bad state or action index)")
+        sc, ac_c = np.clip(s, 0, dag.n_states - 1), np.clip(a, 0, dag.n_actions)
+        valid = dag.valid[sc, ac_c]
+        move = live & (np.arange(T)[None, :] < (L - 1)[:, None])
+        nxt = np.where(ac_c < dag.n_actions, dag.children[sc, np.minimum(ac_c, dag.n_actions - 1)], -1)
+        if not (valid | ~live).all() or not ((nxt == st[:, 1:]) | ~move).all() \
+                or not (ac[rows, L - 1] == dag.stop).all():
+            raise ValueError("trajectories are not paths of this env (an action is unavailable, a transition "
+                             "does not follow the DAG, or a row does not end with stop)")
 
 
 def _sampler_probs(dag: DAG, log_pf: np.ndarray, epsilon: float, temperature: float) -> np.ndarray:
@@ -335,16 +361,28 @@ class TabularGFlowNet(GFlowNetModel):
         return self.logits.masked_fill(~self.valid, -math.inf)
 
 
+class TreeFlowParams(nn.Module):
+    r"""The GFlowNet parameters a token-tree model does not have: log Z (``log_z_param``, scalar) and
+    log F(x) of every complete sequence x (``leaf_log_flow`` ``(n_objects,)``, ``env.leaves()`` order;
+    F(x) = R(x) at the optimum since P_F(stop|x) = 1). Zeros at initialisation."""
+
+    def __init__(self, n_objects: int, *, dtype: torch.dtype = torch.float64):
+        super().__init__()
+        self.log_z_param = nn.Parameter(torch.zeros((), dtype=dtype))
+        self.leaf_log_flow = nn.Parameter(torch.zeros(check_int(n_objects, "n_objects"), dtype=dtype))
+
+
 class TreeModelGFlowNet(GFlowNetModel):
     r"""A token-tree model of the Learners I framework (:class:`~mdpsandbox.learners.models.TreeModel`:
     :class:`TabularLogits`, :class:`PrefixMLP`, :class:`PrefixTransformer`) as a GFlowNet on the
     :class:`~mdpsandbox.envs.dag.TreeDAG` of the same tree: P_F(·|node) = softmax of the model's
     logits; a complete sequence only stops; log F(node) = the model's value head (built with
-    ``value_head=True``; needed by DB/SubTB), log F(x) of a complete sequence a free parameter per
-    sequence; log Z is a separate scalar. FM is not offered (use TB/DB/SubTB).
+    ``value_head=True``; needed by DB/SubTB), log F(x) of a complete sequence and log Z in
+    :class:`TreeFlowParams` (``params``; a fresh one unless given). For FM the model's logits are the
+    edge log-flows log F(s→s·a) (P_F = their softmax: internal nodes never stop).
     """
 
-    def __init__(self, model, env: TreeDAG):
+    def __init__(self, model, env: TreeDAG, params: Optional[TreeFlowParams] = None):
         super().__init__()
         if not isinstance(env, TreeDAG):
             raise ValueError(f"env must be a TreeDAG (tree_dag(token_env)), got {type(env).__name__}")
@@ -352,13 +390,15 @@ class TreeModelGFlowNet(GFlowNetModel):
         self.model = model
         self.dag = env
         dtype = next(model.parameters()).dtype
-        self.log_z_param = nn.Parameter(torch.zeros((), dtype=dtype))
         internal = env.node_of_state >= 0
         self.register_buffer("nodes", torch.as_tensor(env.node_of_state[internal]), persistent=False)
         self.n_internal = int(internal.sum())
-        # a complete sequence x has no node in the tree model; its flow F(x) (= R(x) at the optimum,
-        # since P_F(stop|x) = 1) is a free parameter per sequence
-        self.leaf_log_flow = nn.Parameter(torch.zeros(env.n_states - self.n_internal, dtype=dtype))
+        n_leaf = env.n_states - self.n_internal
+        if params is None:
+            params = TreeFlowParams(n_leaf, dtype=dtype)
+        elif not isinstance(params, TreeFlowParams) or params.leaf_log_flow.shape != (n_leaf,):
+            raise ValueError(f"params must be a TreeFlowParams with {n_leaf} sequence flows")
+        self.params = params
 
     def log_pf_table(self) -> torch.Tensor:
         dag = self.dag
@@ -374,13 +414,20 @@ class TreeModelGFlowNet(GFlowNetModel):
 
     def log_flow_table(self) -> torch.Tensor:
         v = self.model.all_values()[0][self.nodes]
-        return torch.cat([v, self.leaf_log_flow])
+        return torch.cat([v, self.params.leaf_log_flow])
 
     def log_z(self) -> torch.Tensor:
-        return self.log_z_param
+        return self.params.log_z_param
 
     def log_edge_flow_table(self) -> torch.Tensor:
-        raise ValueError("TreeModelGFlowNet does not parametrise edge flows; use loss 'tb', 'db', 'subtb' or 'zvar'")
+        """Edge log-flows: the model's logits at internal states (``-inf`` on unavailable tokens and
+        on stop); a sequence state has no move (its exit flow is R, fixed by the loss)."""
+        dag = self.dag
+        logits = self.model.all_logits()[0][self.nodes]
+        e = logits.masked_fill(~torch.as_tensor(dag.valid[:self.n_internal, :-1]), -math.inf)
+        e = torch.cat([e, torch.full_like(e[:, :1], -math.inf)], dim=1)
+        leaf = torch.full((dag.n_states - self.n_internal, dag.n_actions + 1), -math.inf, dtype=e.dtype)
+        return torch.cat([e, leaf], dim=0)
 
 
 # ---------------------------------------------------------------------- assembling losses
@@ -561,8 +608,8 @@ def train_gflownet(env, log_reward, config: Optional[GFlowNetConfig] = None, *,
         raise ValueError("model was built for a different DAG")
     dtype = next(model.parameters()).dtype
     tables = _Tables(dag, exact.log_reward, exact.log_pb, dtype)
-    z_params = [p for n, p in model.named_parameters() if n == "log_z_param"]
-    other = [p for n, p in model.named_parameters() if n != "log_z_param"]
+    z_params = [p for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] == "log_z_param"]
+    other = [p for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] != "log_z_param"]
     opt = torch.optim.Adam([{"params": other, "lr": cfg.lr},
                             {"params": z_params, "lr": cfg.lr_log_z or 10 * cfg.lr}])
     full = enumerate_trajectories(dag) if cfg.sampling == "enumerate" else None
@@ -634,5 +681,146 @@ def _lse_rows(x: np.ndarray) -> np.ndarray:
     return np.log(np.sum(np.exp(x - m), axis=1)) + m[:, 0]
 
 
-#: Registry entries for a trainer: name -> (loss name, default config).
+#: Default :class:`GFlowNetConfig` of :func:`train_gflownet` (the DAG path) by name. On token trees the
+#: same losses are registered in the shared trainer (:data:`mdpsandbox.learners.trainer.ALGORITHMS`) as
+#: ``"tb"``, ``"db"``, ``"subtb"``, ``"fm"``, ``"zvar"`` (aliases ``"gflownet-<loss>"``).
 ALGORITHMS = {f"gflownet-{name}": GFlowNetConfig(loss=name) for name in LOSSES}
+
+
+# ---------------------------------------------------------------------- shared trainer (token trees)
+# ``mdpsandbox.learners.train("tb", token_env, beta=β, model=...)``: the GFlowNet with reward
+# R(x) = π_ref(x) exp(R_seq(x)/β) (KL-control ≡ GFlowNet, MATH.md §8) on the TreeDAG of the env, the
+# tree model wrapped by TreeModelGFlowNet and the loss computed by gflownet_loss — the same code as
+# train_gflownet. Its fixed point is P_F = π*_β (softmax of the model's logits: convention "policy")
+# and log Z = V*(root)/β.
+
+@dataclass
+class _TreeTask:
+    """Per-run constants of the trainer path, kept next to the parameters they belong to."""
+
+    dag: TreeDAG
+    exact: Flows
+    tables: _Tables
+    gfn: TreeModelGFlowNet
+    beta: float
+
+
+def _task_of(model) -> _TreeTask:
+    head = getattr(model, "gflownet", None)
+    task = getattr(head, "task", None)
+    if task is None:
+        raise ValueError("model has no GFlowNet head: train it with mdpsandbox.learners.train('tb'|'db'|...)")
+    return task
+
+
+def _tree_setup(loss: str):
+    def setup(model, ctx) -> None:
+        """Attach :class:`TreeFlowParams` as ``model.gflownet`` (reused when already there with the right
+        shape) and the task constants: the TreeDAG, R(x) = π_ref(x) e^{R_seq(x)/β}, its exact flows."""
+        if loss == "subtb":
+            check_lambda(ctx.options.get("lam"))
+        if ctx.env.n_prompts != 1:
+            raise ValueError(f"GFlowNet losses need a single-prompt TokenMDP, got n_prompts={ctx.env.n_prompts}")
+        dag = tree_dag(ctx.env)
+        exact = flows(dag, kl_control_log_reward(ctx.env, ctx.beta))
+        dtype = next(model.parameters()).dtype
+        head = getattr(model, "gflownet", None)
+        if not isinstance(head, TreeFlowParams) or head.leaf_log_flow.shape != (dag.n_objects,):
+            head = TreeFlowParams(dag.n_objects, dtype=dtype)
+            model.gflownet = head
+        gfn = TreeModelGFlowNet(model, dag, head)
+        # a plain attribute (not a submodule): the wrapper points back at the model
+        object.__setattr__(head, "task", _TreeTask(dag, exact, _Tables(dag, exact.log_reward, exact.log_pb, dtype),
+                                                   gfn, float(ctx.beta)))
+    return setup
+
+
+def _tree_objective(loss: str):
+    def objective(model, batch, ctx) -> torch.Tensor:
+        """Mean GFlowNet ``loss`` (:func:`gflownet_loss`) of the wrapped tree model on the trajectories."""
+        task = _task_of(model)
+        if loss == "zvar" and batch.n < 2:
+            raise ValueError(f"zvar needs at least 2 trajectories per update, got batch_size={batch.n}")
+        return gflownet_loss(task.gfn, batch, loss, task.tables, lam=ctx.options.get("lam", 0.9))
+    objective.__name__ = f"objective_{loss}"
+    return objective
+
+
+def _tree_metrics(loss: str):
+    def metrics(model, env, beta, sol) -> dict:
+        r""":func:`~mdpsandbox.learners.compare.compare` of P_F = softmax(logits) with π* (convention
+        ``"policy"``) plus: ``log_z`` (the loss's estimate: TB log Z; DB/SubTB log F(root); FM the root's
+        total outflow; ZVar mean ζ over every complete sequence), ``log_z_star`` = V*(root)/β,
+        ``log_z_error``, ``tv_terminal`` = TV(p_F, R/Z) over complete sequences (mass pushed forward),
+        and for DB/SubTB ``log_flow_error`` = max_s |log F_θ(s) − log F(s)| over the tree's nodes."""
+        from .compare import compare
+
+        task = _task_of(model)
+        logits = model.all_logits().detach().to(torch.float64).cpu().numpy()[0]
+        out = compare(logits, env, beta=beta, convention="policy", solution=sol)
+        dag = task.dag
+        lp = _policy_table(task.gfn, loss, task.tables).detach().to(torch.float64).numpy()
+        lp = np.where(dag.valid, lp - _lse_rows(np.where(dag.valid, lp, -np.inf))[:, None], -np.inf)
+        log_p = terminating_log_probs(dag, lp)
+        zeta_mean = float(np.mean(task.exact.log_reward - log_p))  # P_B ≡ 1 on a tree
+        log_z = _log_z_estimate(task.gfn, loss, task.tables, zeta_mean)
+        log_z_star = float(np.asarray(sol.v).reshape(-1)[0]) / beta
+        out.update(log_z=log_z, log_z_star=log_z_star, log_z_error=abs(log_z - log_z_star),
+                   tv_terminal=tv_distance(np.exp(log_p), task.exact.target))
+        if loss in ("db", "subtb"):
+            with torch.no_grad():
+                lf = task.gfn.log_flow_table().to(torch.float64).numpy()
+            out["log_flow_error"] = float(np.max(np.abs(lf[:task.gfn.n_internal] -
+                                                        task.exact.log_flow[:task.gfn.n_internal])))
+        return out
+    return metrics
+
+
+def _trajectory_batch(data: GFlowNetTrajectories):
+    """Torch view of :class:`GFlowNetTrajectories` for the trainer (rows subsampled together)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(states=torch.as_tensor(np.asarray(data.states, dtype=np.int64)),
+                           actions=torch.as_tensor(np.asarray(data.actions, dtype=np.int64)),
+                           lengths=torch.as_tensor(np.asarray(data.lengths, dtype=np.int64)),
+                           objects=torch.as_tensor(np.asarray(data.objects, dtype=np.int64)), n=len(data))
+
+
+def _full_trajectories(env) -> GFlowNetTrajectories:
+    """Every complete sequence of the tree once (one trajectory each)."""
+    return enumerate_trajectories(tree_dag(env))
+
+
+_TREE_DESCRIPTIONS = {
+    "tb": ("trajectory balance on token trees, R(x) = π_ref(x) e^{R_seq(x)/β}: P_F → π*, log Z → V*(root)/β",
+           "Malkin et al. 2022, Trajectory balance; KL-control ≡ GFlowNet (MATH.md §8)"),
+    "db": ("detailed balance on token trees (log F = value head), R(x) = π_ref(x) e^{R_seq(x)/β}: P_F → π*, "
+           "log F(s) → V*(s)/β + log π_ref(prefix s)",
+           "Bengio et al. 2023, GFlowNet foundations; MATH.md §8"),
+    "subtb": ("SubTB(λ) on token trees (log F = value head; option lam), R(x) = π_ref(x) e^{R_seq(x)/β}: P_F → π*",
+              "Madan et al. 2023, Learning GFlowNets from partial episodes; MATH.md §8"),
+    "fm": ("flow matching on token trees (logits = edge log-flows), R(x) = π_ref(x) e^{R_seq(x)/β}: "
+           "softmax(logits) → π*, LSE of the root's logits → V*(root)/β",
+           "Bengio et al. 2021, Flow network based generative models; MATH.md §8"),
+    "zvar": ("log-partition variance on token trees (no Z parameter), R(x) = π_ref(x) e^{R_seq(x)/β}: P_F → π*",
+             "Zhang et al. 2023, Robust scheduling with GFlowNets; MATH.md §8"),
+}
+
+
+def _register() -> None:
+    from .trainer import ALGORITHMS as _SHARED
+    from .trainer import AlgorithmSpec, register_algorithm
+
+    for loss in LOSSES:
+        if loss in _SHARED:
+            continue
+        desc, ref = _TREE_DESCRIPTIONS[loss]
+        register_algorithm(AlgorithmSpec(
+            name=loss, objective=_tree_objective(loss), data="gflownet_trajectories", convention="policy",
+            init="log_ref", value_head=loss in ("db", "subtb"), sequence_level=True,
+            full_data=_full_trajectories, batch=_trajectory_batch, metrics=_tree_metrics(loss),
+            setup=_tree_setup(loss), defaults={"lam": 0.9} if loss == "subtb" else {},
+            description=desc, reference=ref), aliases=(f"gflownet-{loss}",))
+
+
+_register()

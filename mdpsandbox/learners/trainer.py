@@ -68,6 +68,9 @@ class AlgorithmSpec:
     sequence_level : optimises a sequence-level objective: requires γ = 1 (equivalent to the token MDP's then).
     full_data : ``env -> dataset`` for ``data="full"`` (default by kind).
     metrics : optional ``(model, env, beta, solution) -> dict`` replacing ``compare``.
+    setup : optional ``(model, ctx) -> None`` called once after the model and the context are built and
+        before the optimiser: it may attach algorithm-specific parameters to the model as submodules
+        (e.g. a GFlowNet's log Z), which the optimiser, the target copy and the returned model then carry.
     defaults : default keyword options of the objective (``ctx.options``).
     """
 
@@ -82,6 +85,7 @@ class AlgorithmSpec:
     full_data: Optional[Callable[[TokenMDP], Any]] = None
     batch: Optional[Callable[[Any], Any]] = None
     metrics: Optional[Callable[..., dict]] = None
+    setup: Optional[Callable[..., None]] = None
     defaults: dict = field(default_factory=dict)
     description: str = ""
     reference: str = ""
@@ -474,6 +478,8 @@ def train(algorithm: Union[str, AlgorithmSpec], env: TokenMDP, *, beta: float,
                        torch.as_tensor(env._ref - env.lse_ref.reshape(env.n_prompts, env.n_nodes)[..., None],
                                        dtype=dtype),
                        {**spec.defaults, **options})
+    if spec.setup is not None:
+        spec.setup(net, ctx)
     if spec.uses_target:
         ctx.target = copy.deepcopy(net).requires_grad_(False)
     sol = solve(env, beta=beta) if solution is None else solution
