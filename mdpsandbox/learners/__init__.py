@@ -2,7 +2,7 @@
 (ShiQ family, KL/soft Q-learning, PCL, DPO, DRO), one trainer with an algorithm registry, and
 :func:`compare` of learned logits with the exact KL-regularised solution (MATH.md §3–5, §9)."""
 from . import losses
-from . import gflownet  # GFlowNet losses/trainer on DAGs (own loop: states beyond tree nodes)
+from . import gflownet  # GFlowNet losses; train_gflownet on DAGs; registers tb/db/subtb/fm/zvar in the trainer
 from .compare import CONVENTIONS, compare, policy_from_logits
 from .data import (
     Paths,

@@ -23,6 +23,20 @@ s_0 … s_T = x, actions a_0 … a_T with a_T = stop; the "state after stop" has
 Off-policy training: :func:`sample_trajectories` draws from an exploratory *sampler*
 (tempered P_F mixed with ε-uniform); the losses always evaluate log P_F under the *policy* model,
 never the sampler (the sampler's log-probabilities are returned separately, for diagnostics).
+
+Two training paths, one loss code (:func:`gflownet_loss`):
+
+* :func:`train_gflownet` — any :class:`DAG` (non-tree ones included) and any log R, with on-policy /
+  exploratory sampling or full enumeration, a :class:`TabularGFlowNet` or :class:`TreeModelGFlowNet`.
+* the shared trainer, ``mdpsandbox.learners.train("tb" | "db" | "subtb" | "fm" | "zvar", token_env,
+  beta=β, model=...)`` (and ``mdpsandbox learn tb``): the tree model of the Learners I framework
+  wrapped by :class:`TreeModelGFlowNet` on ``tree_dag(env)`` with the KL-control reward
+  R(x) = π_ref(x) e^{R_seq(x)/β} (:func:`~mdpsandbox.solvers.flows.kl_control_log_reward`), so the
+  fixed point is P_F = π*_β and log Z = V*(root)/β. Its history holds the shared ``compare()``
+  metrics (convention ``"policy"``) plus ``log_z``, ``log_z_star``, ``log_z_error``, ``tv_terminal``
+  and, for DB/SubTB, ``log_flow_error``; log Z and the sequence flows live in
+  ``result.model.gflownet`` (:class:`TreeFlowParams`). Data: every complete sequence once
+  (``data="full"``) or any :class:`GFlowNetTrajectories` of ``tree_dag(env)`` (e.g. sampled off-policy).
 """
 from __future__ import annotations
 
