@@ -266,7 +266,9 @@ def _evaluate_tabular(env: TabularMDP, policy: np.ndarray, reg: Regulariser):
         M = sp.identity(S, format="csr") - g * sp.diags(keep) @ P_pi
         v = spla.spsolve(M.tocsc(), r_pi)
     else:
-        M = np.eye(S) - g * keep[:, None] * P_pi
+        M = np.multiply(P_pi, -g)  # I − γ diag(keep) P_π, built in place (no S×S temporaries)
+        M[env.terminal] = 0.0
+        M.flat[:: S + 1] += 1.0
         v = np.linalg.solve(M, r_pi)
     v = np.asarray(v, dtype=np.float64)
     if not np.all(np.isfinite(v)):
