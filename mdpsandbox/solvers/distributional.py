@@ -580,8 +580,9 @@ def categorical_fixed_point(P, r, gamma: float, atoms, *, method: str = "dcfp", 
             if res <= stop:
                 break
             rhs = bvec - A.matvec(F_flat)
-            # relative 2-norm target chosen so the ∞,1 residual lands below `stop` (√N slack)
-            rtol = max(min(0.5, stop / (np.sqrt(N) * max(np.linalg.norm(rhs), 1e-300))), 1e-15)
+            # relative 2-norm target chosen so the ∞,1 residual lands below `stop`:
+            # max_x ‖e_x‖_1 ≤ √(m−1) max_x ‖e_x‖_2 ≤ √(m−1) ‖e‖_2 (the final check below certifies it)
+            rtol = max(min(0.5, stop / (np.sqrt(m1) * max(np.linalg.norm(rhs), 1e-300))), 1e-15)
             if kind == "gmres":
                 dx, _info = spla.gmres(A, rhs, rtol=rtol, atol=0.0, restart=min(N, 200), maxiter=50,
                                        callback=cb, callback_type="pr_norm")
