@@ -1,6 +1,6 @@
 """Exact solvers: Bellman backups, dynamic programming (VI / PI / backward induction, evaluation),
 and batched solves of many small MDPs."""
-from .backups import Regulariser, bellman_backup, q_backup, tree_level_value
+from .backups import Regulariser, bellman_backup, q_backup, tree_backward
 from .batch import BatchSolution, solve_batch
 from .dp import ConvergenceWarning, Evaluation, Solution, evaluate, make_regulariser, solve
 from .distributional import (
@@ -16,7 +16,7 @@ from .return_laws import (
 )
 
 __all__ = [
-    "Regulariser", "bellman_backup", "q_backup", "tree_level_value", "BatchSolution", "solve_batch",
+    "Regulariser", "bellman_backup", "q_backup", "tree_backward", "BatchSolution", "solve_batch",
     "ConvergenceWarning", "Evaluation", "Solution", "evaluate", "solve", "make_regulariser",
     # distributional DP (MATH.md §7) and exact return laws / Q♯ (§4, §6)
     "Categorical", "CategoricalFixedPoint", "CDFSamples", "DiscreteLaw", "PolicyReturnDistributions", "Quantile",

@@ -35,7 +35,6 @@ __all__ = [
     "Regulariser",
     "q_backup",
     "bellman_backup",
-    "tree_level_value",
     "tree_backward",
     "NUMBA_DISABLED",
 ]
@@ -129,61 +128,6 @@ def bellman_backup(P2, R, gamma, v, reg: Regulariser, terminal=None):
     if terminal is not None and terminal.any():
         tv[terminal] = 0.0
     return q, tv
-
-
-@numba.njit(parallel=True, fastmath=False, cache=True)
-def _tree_level_value_kernel(q, ell, lse_ell, lam, c, v_out, pol_out, want_policy):
-    # One level of the tree: q, ell are (n, V); lse_ell (n,); writes v_out (n,).
-    n, V = q.shape
-    for i in numba.prange(n):
-        if lam == 0.0:
-            m = q[i, 0]
-            for a in range(1, V):
-                if q[i, a] > m:
-                    m = q[i, a]
-            v_out[i] = m
-            if want_policy:
-                cnt = 0
-                tol = 1e-12 * (1.0 + abs(m))
-                for a in range(V):
-                    if q[i, a] >= m - tol:
-                        cnt += 1
-                for a in range(V):
-                    pol_out[i, a] = (1.0 / cnt) if q[i, a] >= m - tol else 0.0
-            continue
-        inv = 1.0 / lam
-        m = -np.inf
-        for a in range(V):
-            z = q[i, a] * inv + c * ell[i, a]
-            if z > m:
-                m = z
-        s = 0.0
-        if want_policy:
-            # one exp per edge: keep exp(z - m) in the policy row, normalise after the sum
-            for a in range(V):
-                e = math.exp(q[i, a] * inv + c * ell[i, a] - m)
-                pol_out[i, a] = e
-                s += e
-            inv_s = 1.0 / s
-            for a in range(V):
-                pol_out[i, a] *= inv_s
-        else:
-            for a in range(V):
-                s += math.exp(q[i, a] * inv + c * ell[i, a] - m)
-        v_out[i] = lam * (m + math.log(s) - c * lse_ell[i])
-
-
-def tree_level_value(q, ell, lse_ell, reg: Regulariser, want_policy: bool = True):
-    r"""Values (and policy) of one tree level from its Q, in the reference-*logit* form
-    :math:`V = \lambda[\mathrm{LSE}_a(Q/\lambda + c\,\ell_{ref}) - c\,\mathrm{LSE}\,\ell_{ref}]`,
-    which equals ``reg.value`` with log π_ref = ℓ_ref − LSE ℓ_ref but needs one exp per edge
-    (the node's LSE ℓ_ref is cached by the tree). ``q, ell``: ``(n, V)``; ``lse_ell``: ``(n,)``.
-    """
-    n, V = q.shape
-    v = np.empty(n)
-    pol = np.empty((n, V)) if want_policy else np.empty((0, V))
-    _tree_level_value_kernel(q, ell, lse_ell, float(reg.lam), float(reg.c), v, pol, want_policy)
-    return v, (pol if want_policy else None)
 
 
 # ---------------------------------------------------------------------- exp for the tree kernel
