@@ -24,14 +24,7 @@ import numpy as np
 from mdpsandbox import garnet, solve
 from mdpsandbox.solvers.backups import Regulariser, bellman_backup
 
-
-def _median(fn, repeats):
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
+from _timing import median_time  # benchmarks/_timing.py (script directory is on sys.path)
 
 
 def exact_policy_value(P, R, gamma, act):
@@ -68,7 +61,7 @@ def run(S=1000, A=8, gamma=0.95, branching=50, repeats=5, seed=0):
 
     t_o, t_t = [], []
     for _ in range(repeats):
-        t_o.append(_median(ours_sweeps, 1) / n_sweeps)
+        t_o.append(median_time(ours_sweeps, 1) / n_sweeps)
         vi = tb.ValueIteration(P_tb, R, gamma, epsilon=1e-300, max_iter=n_sweeps)  # set-up not timed
         t = time.perf_counter()
         vi.run()  # the toolbox may lower max_iter to its own a-priori bound: divide by its count

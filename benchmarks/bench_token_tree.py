@@ -24,6 +24,8 @@ import numpy as np
 
 from mdpsandbox import TokenMDP, solve
 
+from _timing import median_time  # benchmarks/_timing.py (script directory is on sys.path)
+
 
 def numpy_kl_tree(rewards, log_ref, level_start, gamma, beta, eos=None):
     """Level-wise numpy KL backward induction. rewards, log_ref: (N, V). Returns q, v, policy."""
@@ -50,15 +52,6 @@ def numpy_kl_tree(rewards, log_ref, level_start, gamma, beta, eos=None):
     return q, v, pol
 
 
-def _median_time(fn, repeats):
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
-
-
 def run(vocab=8, horizon=7, beta=0.5, repeats=7, seed=0, threads=None):
     if threads is not None:
         numba.set_num_threads(threads)
@@ -79,8 +72,8 @@ def run(vocab=8, horizon=7, beta=0.5, repeats=7, seed=0, threads=None):
     rew, ls, g = env.rewards, env.level_start, env.gamma
     t_ours, t_np = [], []
     for _ in range(repeats):  # interleave so machine noise hits both alike
-        t_ours.append(_median_time(lambda: solve(env, beta=beta), 1))
-        t_np.append(_median_time(lambda: numpy_kl_tree(rew, log_ref, ls, g, beta), 1))
+        t_ours.append(median_time(lambda: solve(env, beta=beta), 1))
+        t_np.append(median_time(lambda: numpy_kl_tree(rew, log_ref, ls, g, beta), 1))
     to, tn = float(np.median(t_ours)), float(np.median(t_np))
     print(f"  mdpsandbox solve : {to * 1e3:8.1f} ms  ({E / to / 1e6:6.1f} M edges/s)")
     print(f"  numpy level-wise : {tn * 1e3:8.1f} ms  ({E / tn / 1e6:6.1f} M edges/s)")

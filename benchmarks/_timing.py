@@ -1,0 +1,14 @@
+"""Shared timing helper for the benchmark scripts (run as `python benchmarks/<name>.py`)."""
+import time
+
+import numpy as np
+
+
+def median_time(fn, repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``fn()`` in seconds."""
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
