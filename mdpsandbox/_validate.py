@@ -8,6 +8,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 
 __all__ = [
     "check_gamma",
@@ -16,6 +17,7 @@ __all__ = [
     "check_int",
     "check_distribution",
     "check_shape",
+    "check_stochastic_rows",
 ]
 
 #: float64 tolerance used to accept a row as stochastic.
@@ -88,3 +90,33 @@ def check_distribution(array, name: str, *, axis: int = -1) -> np.ndarray:
             f"{name} must sum to 1 along axis {axis}; slice {tuple(int(i) for i in bad)} sums to {sums[bad]!r}"
         )
     return a
+
+
+def check_stochastic_rows(P2, name: str = "P", row_label=None):
+    """Return a 2-D transition matrix (float64 ndarray, or CSR with duplicates summed) whose rows are
+    finite, non-negative and sum to 1 (within ``STOCHASTIC_ATOL·n_cols``).
+
+    ``row_label(i)`` names row i in the error (e.g. ``"(s=3, a=1)"``); default ``"row i"``.
+    """
+    if sp.issparse(P2):
+        M = sp.csr_matrix(P2, dtype=np.float64)
+        M.sum_duplicates()
+        if not np.all(np.isfinite(M.data)):
+            raise ValueError(f"{name} must be finite (no NaN or inf)")
+        if np.any(M.data < 0):
+            raise ValueError(f"{name} must be non-negative (found a negative transition probability)")
+        sums = np.asarray(M.sum(axis=1)).ravel()
+    else:
+        M = check_finite(P2, name)
+        if M.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D matrix of transition rows, got shape {M.shape}")
+        if np.any(M < 0):
+            bad = tuple(int(i) for i in np.argwhere(M < 0)[0])
+            raise ValueError(f"{name} must be non-negative; entry {bad} is {M[bad]!r}")
+        sums = M.sum(axis=1)
+    dev = np.abs(sums - 1.0)
+    if dev.size and np.any(dev > STOCHASTIC_ATOL * max(1, M.shape[1])):
+        i = int(np.argmax(dev))
+        label = row_label(i) if row_label is not None else f"row {i}"
+        raise ValueError(f"{name} must be stochastic: {label} sums to {sums[i]!r}, not 1")
+    return M

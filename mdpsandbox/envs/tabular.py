@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import STOCHASTIC_ATOL, check_distribution, check_finite, check_gamma, check_shape
+from .._validate import check_distribution, check_finite, check_gamma, check_shape, check_stochastic_rows
 
 __all__ = ["TabularMDP"]
 
@@ -52,38 +52,21 @@ class TabularMDP:
     def __init__(self, P, R, gamma, terminal=None, initial=None, *, ref_policy=None):
         gamma = check_gamma(gamma)
         if sp.issparse(P):
-            P2 = sp.csr_matrix(P, dtype=np.float64)
-            if P2.ndim != 2:
-                raise ValueError(f"P (sparse) must have shape (S*A, S), got {P2.shape}")
-            S = P2.shape[1]
-            if S < 1 or P2.shape[0] % S != 0:
-                raise ValueError(f"P (sparse) must have shape (S*A, S) with rows a multiple of S; got {P2.shape}")
-            A = P2.shape[0] // S
-            data = P2.data
-            if not np.all(np.isfinite(data)):
-                raise ValueError("P must be finite (no NaN or inf)")
-            if np.any(data < 0):
-                raise ValueError("P must be non-negative (found a negative transition probability)")
-            sums = np.asarray(P2.sum(axis=1)).ravel()
-            dense_P = None
+            if P.ndim != 2 or P.shape[1] < 1 or P.shape[0] % P.shape[1] != 0:
+                raise ValueError(f"P (sparse) must have shape (S*A, S) with rows a multiple of S; got {P.shape}")
+            S = P.shape[1]
+            A = P.shape[0] // S
+            raw = P
         else:
-            dense_P = check_finite(P, "P")
-            if dense_P.ndim != 3 or dense_P.shape[0] != dense_P.shape[2]:
-                raise ValueError(f"P must have shape (S, A, S) (or be sparse (S*A, S)), got {dense_P.shape}")
-            S, A = dense_P.shape[0], dense_P.shape[1]
-            if np.any(dense_P < 0):
-                bad = tuple(int(i) for i in np.argwhere(dense_P < 0)[0])
-                raise ValueError(f"P must be non-negative; P{bad} = {dense_P[bad]!r}")
-            sums = dense_P.reshape(S * A, S).sum(axis=1)
-            P2 = dense_P.reshape(S * A, S)
+            raw = check_finite(P, "P")
+            if raw.ndim != 3 or raw.shape[0] != raw.shape[2]:
+                raise ValueError(f"P must have shape (S, A, S) (or be sparse (S*A, S)), got {raw.shape}")
+            S, A = raw.shape[0], raw.shape[1]
+            raw = raw.reshape(S * A, S)
         if S < 1 or A < 1:
             raise ValueError(f"P must have at least one state and one action, got S={S}, A={A}")
-        dev = np.abs(sums - 1.0)
-        if np.any(dev > STOCHASTIC_ATOL * max(1, S)):
-            i = int(np.argmax(dev))
-            raise ValueError(
-                f"P must be stochastic: row (s={i // A}, a={i % A}) sums to {sums[i]!r}, not 1"
-            )
+        P2 = check_stochastic_rows(raw, "P", row_label=lambda i: f"row (s={i // A}, a={i % A})")
+        dense_P = None if sp.issparse(P2) else P2.reshape(S, A, S)
         R = check_finite(R, "R")
         if R.shape == (S, A, S):
             if dense_P is not None:

@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .._validate import STOCHASTIC_ATOL, check_finite, check_gamma, check_int, check_shape
+from .._validate import STOCHASTIC_ATOL, check_finite, check_gamma, check_int, check_shape, check_stochastic_rows
 from ..envs.tabular import TabularMDP
 from .dp import ConvergenceWarning
 
@@ -303,29 +303,12 @@ def _check_mrp(P, r, gamma):
     """Validate an MRP: P ``(n, n)`` dense or sparse, non-negative, rows sum to 1; r ``(n,)``
     finite; γ in [0, 1). Returns (P as float ndarray or CSR, r, gamma)."""
     gamma = check_gamma(gamma, allow_one=False)
-    if sp.issparse(P):
-        Pm = sp.csr_matrix(P, dtype=np.float64)
-        Pm.sum_duplicates()
-        data = Pm.data
-        if not np.all(np.isfinite(data)):
-            raise ValueError("P must be finite (no NaN or inf)")
-        if np.any(data < 0):
-            raise ValueError("P must be non-negative (found a negative transition probability)")
-        sums = np.asarray(Pm.sum(axis=1)).ravel()
-    else:
-        Pm = check_finite(P, "P")
-        if np.any(Pm < 0):
-            bad = tuple(int(i) for i in np.argwhere(Pm < 0)[0])
-            raise ValueError(f"P must be non-negative; P{bad} = {Pm[bad]!r}")
-        if Pm.ndim == 2:
-            sums = Pm.sum(axis=1)
-    if Pm.ndim != 2 or Pm.shape[0] != Pm.shape[1] or Pm.shape[0] < 1:
-        raise ValueError(f"P must be a square (n, n) matrix (dense or sparse), got shape {Pm.shape}")
+    if not sp.issparse(P):
+        P = np.asarray(P, dtype=np.float64)
+    if P.ndim != 2 or P.shape[0] != P.shape[1] or P.shape[0] < 1:
+        raise ValueError(f"P must be a square (n, n) matrix (dense or sparse), got shape {np.shape(P)}")
+    Pm = check_stochastic_rows(P, "P")
     n = Pm.shape[0]
-    dev = np.abs(sums - 1.0)
-    if np.any(dev > STOCHASTIC_ATOL * max(1, n)):
-        i = int(np.argmax(dev))
-        raise ValueError(f"P must be stochastic: row {i} sums to {sums[i]!r}, not 1")
     r = check_finite(r, "r")
     check_shape(r, (n,), "r")
     return Pm, r, gamma
