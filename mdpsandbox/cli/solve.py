@@ -1,37 +1,18 @@
-"""The ``mdpsandbox`` command.
-
-Each subcommand is a pair ``_add_<name>(subparsers)`` / ``_run_<name>(args)`` registered in
-``_COMMANDS``; ``mdpsandbox --help`` lists them and ``mdpsandbox <command> --help`` explains each.
-"""
+"""``mdpsandbox solve``: solve a token / garnet / gridworld MDP exactly and print V*, the policy at the
+root, the residual and the iteration count (never imports torch)."""
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from typing import Callable, Optional
 
 import numpy as np
-
-DESCRIPTION = """\
-mdpsandbox: ground truth for value-based RL on token and tabular MDPs.
-
-Exact dynamic programming (hard, entropy-regularised, KL-regularised), and learners checked
-against it. Every number printed is float64 and comes with its residual and iteration count.
-
-examples:
-  mdpsandbox solve                              # KL-regularised solve of a default token MDP
-  mdpsandbox solve token --vocab 4 --horizon 5 --beta 0.1
-  mdpsandbox solve garnet --states 200 --actions 4 --gamma 0.99 --json
-  mdpsandbox solve gridworld --temperature 0.05
-"""
 
 
 def _fmt(x: float) -> str:
     return f"{x:.10g}"
 
 
-# ---------------------------------------------------------------------- solve
-def _add_solve(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser(
         "solve",
         help="solve a token / garnet / gridworld MDP exactly and print V*, the root policy, residual",
@@ -69,9 +50,9 @@ def _add_solve(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
-def _run_solve(args) -> int:
-    from .envs import TokenMDP, garnet, gridworld
-    from .solvers import solve
+def run(args) -> int:
+    from ..envs import TokenMDP, garnet, gridworld
+    from ..solvers import solve
 
     beta, temp = args.beta, args.temperature
     if args.hard and (beta is not None or temp is not None):
@@ -114,39 +95,3 @@ def _run_solve(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------- registry
-# name -> (add_parser, run). Other subcommands register here.
-_COMMANDS: dict[str, tuple[Callable, Callable]] = {
-    "solve": (_add_solve, _run_solve),
-    "learn": tuple(getattr(__import__("mdpsandbox.learners.cli", fromlist=["_"]), f) for f in ("_add_learn", "_run_learn")),
-    "distribution": tuple(getattr(__import__("mdpsandbox.solvers.distributional_cli", fromlist=["_"]), f) for f in ("_add_distribution", "_run_distribution")),
-}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mdpsandbox", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    from . import __version__
-
-    parser.add_argument("--version", action="version", version=f"mdpsandbox {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add, _ in _COMMANDS.values():
-        add(sub)
-    return parser
-
-
-def main(argv: Optional[list] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
-    try:
-        return int(_COMMANDS[args.command][1](args) or 0)
-    except ValueError as exc:  # bad input: one clear line, exit code 2 (like argparse)
-        print(f"mdpsandbox {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -7,10 +7,10 @@ import time
 
 import numpy as np
 
-__all__ = ["_add_distribution", "_run_distribution"]
+__all__ = ["add_parser", "run"]
 
 
-def _add_distribution(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser(
         "distribution",
         help="return distributions of an MRP by DCFP / CDP / QDP / Monte Carlo; prints sup-W1 errors",
@@ -38,7 +38,7 @@ def _mrp(args):
     import scipy.sparse as sp
 
     from ..envs import chain, garnet
-    from .distributional import policy_mrp
+    from ..solvers.distributional import policy_mrp
 
     if args.env == "two-state":
         return np.array([[0.5, 0.5], [0.25, 0.75]]), np.array([1.0, 0.0])
@@ -49,8 +49,8 @@ def _mrp(args):
     return policy_mrp(mdp, np.full((mdp.n_states, 2), 0.5))
 
 
-def _run_distribution(args) -> int:
-    from .distributional import (categorical_fixed_point, default_atoms, monte_carlo_returns, quantile_dp,
+def run(args) -> int:
+    from ..solvers.distributional import (categorical_fixed_point, default_atoms, monte_carlo_returns, quantile_dp,
                                  sup_wasserstein1)
 
     if not 0.0 <= args.gamma < 1.0:

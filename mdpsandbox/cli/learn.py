@@ -1,21 +1,24 @@
 """``mdpsandbox learn ALGORITHM``: train a learner on a random token MDP and print its error curve
-against the exact solution (registered in ``mdpsandbox.cli._COMMANDS``)."""
+against the exact solution. Only ``run`` imports torch (``mdpsandbox --help`` stays fast)."""
 from __future__ import annotations
 
 import argparse
 import json
 
+# The registered algorithm names, listed here so that building the parser does not import torch;
+# tests/test_cli.py checks this tuple against mdpsandbox.learners.trainer.algorithm_names().
+ALGORITHMS: tuple = ('cd', 'db', 'dpo', 'dro', 'fm', 'kl_q', 'naive', 'pcl', 'qsharp', 'shiq', 'shiq_l2', 'shiq_l3',
+                     'soft_q', 'subtb', 'tb', 'zvar')
 
-def _add_learn(sub) -> None:
-    from .trainer import algorithm_names
 
+def add_parser(sub) -> None:
     p = sub.add_parser(
         "learn",
         help="train a learner (ShiQ, KL-Q, soft-Q, PCL, DPO, DRO, ...) and print its error vs the exact solution",
         description=(
             "Train ALGORITHM on a random token MDP (full coverage data) and print, at each evaluation, the "
             "loss, the max logit error in the algorithm's convention, the policy TV / KL(pi||pi*) to the exact "
-            "KL-regularised optimum and the root value error. Algorithms: " + ", ".join(algorithm_names())),
+            "KL-regularised optimum and the root value error. Algorithms: " + ", ".join(ALGORITHMS)),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("algorithm", help="algorithm name (see the list above)")
@@ -34,9 +37,9 @@ def _add_learn(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the history as JSON")
 
 
-def _run_learn(args) -> int:
+def run(args) -> int:
     from ..envs import TokenMDP
-    from .trainer import get_algorithm, train
+    from ..learners.trainer import get_algorithm, train
 
     get_algorithm(args.algorithm)  # clear error listing valid names before any work
     env = TokenMDP.random(args.vocab, args.horizon, reward=args.reward, seed=args.seed,
