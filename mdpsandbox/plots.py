@@ -1,13 +1,14 @@
-"""Figures (matplotlib, Agg backend): every helper returns a ``matplotlib.figure.Figure``."""
+"""Figures: every helper returns a ``matplotlib.figure.Figure``.
+
+The library never selects a matplotlib backend (the caller's choice is kept); the CLI commands pick
+``Agg`` inside their ``run``.
+"""
 from __future__ import annotations
 
 from typing import Mapping, Optional
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 __all__ = ["plot_return_cdfs"]
 

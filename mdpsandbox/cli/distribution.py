@@ -84,6 +84,9 @@ def run(args) -> int:
         for a in names:
             print(f"{a:6s} " + "".join(f"{sup_wasserstein1(results[a], results[b]):12.4e}" for b in names))
     if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")  # the command writes a file; the library itself never picks a backend
         from ..plots import plot_return_cdfs
 
         truth = results.get("mc")
