@@ -26,7 +26,7 @@ examples:
 """
 
 # Subcommand modules, in the order ``--help`` lists them.
-_MODULES = ("solve", "learn", "distribution")
+_MODULES = ("solve", "learn", "distribution", "validate")
 
 
 def _module(name: str):
