@@ -2,7 +2,11 @@
 
 Data flows one way: environment → exact solver → learner → comparison → report.
 """
-from ._math import log_softmax, logsumexp
+from ._numba_cache import configure_numba_cache as _configure_numba_cache
+
+_configure_numba_cache()  # before numba is imported: a user cache dir when the install is read-only
+
+from ._math import log_softmax, logsumexp  # noqa: E402
 from .envs import (
     TabularMDP,
     TokenMDP,
@@ -22,9 +26,9 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # learned-vs-exact comparison lives with the learners (torch); import it only when asked for
+    # learned-vs-exact comparison (numpy only; mdpsandbox.testing.compare), imported when asked for
     if name == "compare":
-        from .learners.compare import compare
+        from .testing.compare import compare
 
         return compare
     raise AttributeError(f"module 'mdpsandbox' has no attribute {name!r}")

@@ -1,6 +1,17 @@
 """Learners checked against exact solutions: torch models on token trees, datasets, pure losses
 (ShiQ family, KL/soft Q-learning, PCL, DPO, DRO), one trainer with an algorithm registry, and
-:func:`compare` of learned logits with the exact KL-regularised solution (MATH.md §3–5, §9)."""
+:func:`compare` of learned logits with the exact KL-regularised solution (docs/math.md §3–5, §9).
+
+The learners need PyTorch (the ``torch`` extra: ``pip install "mdpsandbox[torch]"``); the exact core
+(``mdpsandbox``, its envs and solvers, ``mdpsandbox.testing``) does not.
+"""
+try:
+    import torch as _torch  # noqa: F401
+except ImportError as _exc:  # pragma: no cover - exercised in a subprocess by tests/test_learners.py
+    raise ModuleNotFoundError(
+        'mdpsandbox.learners needs PyTorch, which is not installed: pip install "mdpsandbox[torch]" '
+        "(the exact solvers, envs and mdpsandbox.testing work without it)", name="torch") from _exc
+
 from . import losses
 from . import gflownet  # GFlowNet losses; train_gflownet on DAGs; registers tb/db/subtb/fm/zvar in the trainer
 from .compare import CONVENTIONS, compare, policy_from_logits

@@ -26,6 +26,7 @@ Failure messages look like ``V differs at prompt 0, node 5 (prefix (1, 0)): expe
 0.29 (...)``.
 """
 from .asserts import assert_policy_close, assert_values_close, describe_entry
+from .compare import CONVENTIONS, compare, policy_from_logits
 from .learners import assert_logits_match_q
 
 _STRATEGIES = ("tabular_mdps", "token_mdps", "policies", "seeds")
@@ -45,5 +46,5 @@ def __getattr__(name):
 __all__ = [
     "tabular_mdps", "token_mdps", "policies", "seeds",
     "assert_values_close", "assert_policy_close", "describe_entry",
-    "assert_logits_match_q",
+    "assert_logits_match_q", "compare", "policy_from_logits", "CONVENTIONS",
 ]

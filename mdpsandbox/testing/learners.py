@@ -17,7 +17,7 @@ def assert_logits_match_q(logits, env, beta: float, *, convention: str = "shiq",
     On failure raises ``AssertionError`` naming the worst entry as a token prefix and token, with the
     expected and actual values. Returns the metrics dict of ``compare`` on success.
     """
-    from ..learners.compare import compare
+    from .compare import compare
 
     m = compare(logits, env, beta=beta, convention=convention, solution=solution, mask=mask)
     if not m["logit_error"] <= atol:
