@@ -1,0 +1,211 @@
+"""Classic DP methods (docs/math.md §1–3, §12): each equals policy iteration / the linear solve."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mdpsandbox as ms
+from mdpsandbox.solvers.classic import (average_reward, gauss_seidel_vi, modified_policy_iteration, proper_policy,
+                                        recurrent_classes, relative_value_iteration, solve_lp, solve_ssp)
+from mdpsandbox.testing import tabular_mdps
+
+GAMMAS = st.sampled_from([0.0, 0.5, 0.9, 0.99])
+
+
+def _exact_hard(mdp):
+    return ms.solve(mdp, method="pi")
+
+
+@settings(deadline=None, max_examples=40)
+@given(tabular_mdps(max_states=6, max_actions=3, gamma=GAMMAS, sparse=None), st.integers(1, 30))
+def test_mpi_and_gauss_seidel_equal_policy_iteration_hard(mdp, m):
+    exact = _exact_hard(mdp)
+    tol = 1e-10 * (1 + np.abs(exact.v).max())
+    for sol in (modified_policy_iteration(mdp, m=m, tol=tol), gauss_seidel_vi(mdp, tol=tol)):
+        assert sol.converged
+        err = np.abs(sol.v - exact.v).max()
+        assert err <= sol.bound + 1e-12 * (1 + np.abs(exact.v).max())   # the certificate holds
+        assert sol.bound <= tol / 2 + 1e-15
+        np.testing.assert_allclose(sol.v, exact.v, atol=tol, rtol=0)
+
+
+@settings(deadline=None, max_examples=30)
+@given(tabular_mdps(max_states=5, max_actions=3, gamma=GAMMAS, sparse=None),
+       st.sampled_from([1e-8, 1e-3, 1.0, 1e3]), st.booleans())
+def test_mpi_and_gauss_seidel_equal_policy_iteration_regularised(mdp, lam, kl):
+    S, A = mdp.n_states, mdp.n_actions
+    kw = dict(beta=lam, ref_policy=np.random.default_rng(S).dirichlet(np.ones(A), size=S)) if kl else \
+        dict(temperature=lam)
+    exact = ms.solve(mdp, method="pi", tol=1e-11, **kw)
+    tol = 1e-9 * (1 + np.abs(exact.v).max())
+    for sol in (modified_policy_iteration(mdp, m=5, tol=tol, **kw), gauss_seidel_vi(mdp, tol=tol, **kw)):
+        np.testing.assert_allclose(sol.v, exact.v, atol=2 * tol, rtol=0)
+        np.testing.assert_allclose(sol.policy, exact.policy, atol=1e-6)
+
+
+@pytest.mark.parametrize("beta", [1e8, 1e12, 1e100, 1e300])
+def test_gauss_seidel_kl_tends_to_reference_value_at_large_beta(beta):
+    # β → ∞: π* → π_ref and V* → V^{π_ref} (docs/math.md §3), with no β·ε cancellation
+    mdp = ms.garnet(30, 4, 3, gamma=0.9, seed=3)
+    ref = np.random.default_rng(0).dirichlet(np.ones(4), size=30)
+    v_ref = ms.evaluate(mdp, ref).v
+    sol = gauss_seidel_vi(mdp, beta=beta, ref_policy=ref, tol=1e-9)
+    # V* − V^{π_ref} = O(Var/β): below 1e-6 already at β = 1e8
+    np.testing.assert_allclose(sol.v, v_ref, atol=1e-6 if beta == 1e8 else 1e-9, rtol=0)
+
+
+def test_gauss_seidel_kl_tends_to_greedy_on_support_at_small_beta():
+    mdp = ms.garnet(30, 4, 3, gamma=0.9, seed=4)
+    ref = np.random.default_rng(1).dirichlet(np.ones(4), size=30)
+    hard = ms.solve(mdp, method="pi")
+    sol = gauss_seidel_vi(mdp, beta=1e-10, ref_policy=ref, tol=1e-8)
+    np.testing.assert_allclose(sol.v, hard.v, atol=1e-7)
+
+
+def test_mpi_with_m_1_is_value_iteration_and_warm_start_counts():
+    mdp = ms.garnet(40, 3, 4, gamma=0.95, seed=0)
+    exact = _exact_hard(mdp)
+    cold = modified_policy_iteration(mdp, m=1, tol=1e-8)
+    vi = ms.solve(mdp, method="vi", tol=1e-8)
+    assert cold.iterations in (vi.iterations, vi.iterations + 1)
+    warm = modified_policy_iteration(mdp, m=1, tol=1e-8, v0=exact.v)
+    assert warm.iterations == 1 and np.abs(warm.v - exact.v).max() < 1e-8
+    many = modified_policy_iteration(mdp, m=50, tol=1e-8)
+    assert many.iterations < cold.iterations
+
+
+@settings(deadline=None, max_examples=25)
+@given(tabular_mdps(max_states=6, max_actions=3, gamma=st.sampled_from([0.0, 0.5, 0.9, 0.99]), sparse=None))
+def test_lp_equals_policy_iteration_and_its_dual_is_the_occupancy(mdp):
+    exact = _exact_hard(mdp)
+    lp = solve_lp(mdp)
+    np.testing.assert_allclose(lp.v, exact.v, atol=1e-9 * (1 + np.abs(exact.v).max()))
+    np.testing.assert_allclose(lp.primal_v[~mdp.terminal], exact.v[~mdp.terminal],
+                               atol=1e-6 * (1 + np.abs(exact.v).max()))
+    # dual feasibility = the occupancy flow equations Σ_a x(s',a) − γ Σ P(s'|s,a) x(s,a) = w(s')
+    S, A = mdp.n_states, mdp.n_actions
+    x = lp.occupancy
+    inflow = np.asarray(mdp.P2.T @ x.ravel()).ravel() if sp.issparse(mdp.P2) else mdp.P2.T @ x.ravel()
+    live = ~mdp.terminal
+    flow = x.sum(axis=1) - mdp.gamma * inflow
+    np.testing.assert_allclose(flow[live], lp.weights[live], atol=1e-7)
+    # and it equals ρ = (I − γP_πᵀ)^{-1} w of the optimal policy when the optimum is unique
+    q = exact.q
+    top2 = np.sort(q, axis=1)[:, -2:] if A > 1 else None
+    if A > 1 and np.all((top2[:, 1] - top2[:, 0])[live] > 1e-6):
+        act = np.argmax(q, axis=1)
+        pol = np.eye(A)[act]
+        Ppi = np.asarray(mdp.policy_matrix(pol).todense()) if sp.issparse(mdp.P2) else mdp.policy_matrix(pol)
+        Ppi = Ppi * live[:, None]
+        rho = np.linalg.solve(np.eye(S) - mdp.gamma * Ppi.T, lp.weights)
+        np.testing.assert_allclose(x.sum(axis=1)[live], rho[live], atol=1e-6)
+        np.testing.assert_allclose(x[live][np.arange(live.sum()), act[live]], rho[live], atol=1e-6)
+    # strong duality: Σ x r = wᵀV*
+    assert abs(float(np.sum(x * mdp.R)) - float(lp.weights @ exact.v)) < 1e-6 * (1 + np.abs(exact.v).max())
+
+
+def _small():
+    # pymdptoolbox's example.small(): P is action-first (A, S, S), R is (S, A)
+    Pa = np.array([[[0.5, 0.5], [0.8, 0.2]], [[0.0, 1.0], [0.1, 0.9]]])
+    R = np.array([[5.0, 10.0], [-1.0, 2.0]])
+    return Pa.transpose(1, 0, 2), R
+
+
+def test_average_reward_of_toolbox_small_is_35_over_9():
+    P, R = _small()
+    # exact: the optimal policy (a1 in s0, a0 in s1) has chain [[0,1],[.8,.2]], stationary law (4/9, 5/9)
+    stat = (Fraction(4, 9), Fraction(5, 9))
+    assert stat[0] * 10 + stat[1] * (-1) == Fraction(35, 9)
+    sol = average_reward(ms.TabularMDP(P, R, gamma=0.5))
+    np.testing.assert_allclose(sol.gain, 35 / 9, atol=1e-13)
+    assert sol.residual < 1e-12
+    np.testing.assert_array_equal(np.argmax(sol.policy, axis=1), [1, 0])
+    lo_hi = relative_value_iteration(ms.TabularMDP(P, R, gamma=0.5), tol=1e-10)[1]
+    assert lo_hi[0] <= 35 / 9 <= lo_hi[1] and lo_hi[1] - lo_hi[0] < 1e-10
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gain_is_the_limit_of_one_minus_gamma_times_discounted_value(seed):
+    mdp = ms.garnet(15, 3, 15, gamma=0.5, seed=seed)        # full support: unichain
+    sol = average_reward(mdp)
+    g = 1 - 1e-7
+    disc = ms.solve(ms.TabularMDP(mdp.P, mdp.R, gamma=g), method="pi")
+    # (1−γ)V*_γ = g + (1−γ)h + O((1−γ)²)
+    np.testing.assert_allclose((1 - g) * disc.v, sol.gain, atol=1e-6 * (1 + np.abs(sol.bias).max()))
+    # evaluation of the optimal policy reproduces gain and bias exactly
+    ev = average_reward(mdp, sol.policy)
+    np.testing.assert_allclose(ev.gain, sol.gain, atol=1e-12)
+    np.testing.assert_allclose(ev.bias, sol.bias, atol=1e-10)
+    assert ev.residual < 1e-10
+
+
+def test_average_reward_refuses_multichain_and_evaluates_it_exactly():
+    # two absorbing states with rewards 1 and 2: a multichain MDP
+    P = np.zeros((3, 2, 3))
+    P[0, 0, 1] = P[0, 1, 2] = 1.0
+    P[1, :, 1] = 1.0
+    P[2, :, 2] = 1.0
+    R = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
+    mdp = ms.TabularMDP(P, R, gamma=0.9)
+    with pytest.raises(ValueError, match="multichain"):
+        average_reward(mdp)
+    half = np.array([[0.5, 0.5], [1, 0], [1, 0]])
+    ev = average_reward(mdp, half)
+    np.testing.assert_allclose(ev.gain, [1.5, 1.0, 2.0])      # absorption-weighted gains
+    assert ev.recurrent_classes == 2
+    assert len(recurrent_classes(mdp.policy_matrix(half))) == 2
+
+
+def _cliff(gamma=1.0):
+    gym = pytest.importorskip("gymnasium")
+    from mdpsandbox.envs.interop import from_gymnasium
+
+    return from_gymnasium(gym.make("CliffWalking-v1"), gamma=gamma)
+
+
+def test_cliffwalking_at_gamma_one_is_minus_13_from_the_start():
+    mdp = _cliff()
+    assert not mdp.has_proper_policies                  # walking in circles is improper
+    sol = solve_ssp(mdp)
+    assert sol.v[36] == pytest.approx(-13.0, abs=1e-12)  # Sutton & Barto, Example 6.6
+    assert sol.residual < 1e-9
+    assert solve_lp(mdp).v[36] == pytest.approx(-13.0, abs=1e-9)
+    pol = proper_policy(mdp)
+    assert pol is not None
+
+
+def test_ssp_refuses_without_a_proper_policy_and_with_free_cycles():
+    P = np.zeros((2, 1, 2))
+    P[0, 0, 0] = 1.0            # state 0 loops forever: no proper policy
+    P[1, 0, 1] = 1.0
+    mdp = ms.TabularMDP(P, np.array([[-1.0], [0.0]]), gamma=1.0, terminal=[1])
+    with pytest.raises(ValueError, match="no proper policy"):
+        solve_ssp(mdp)
+    P = np.zeros((2, 2, 2))
+    P[0, 0, 0] = 1.0            # a free loop (reward 0) next to an exit
+    P[0, 1, 1] = 1.0
+    P[1, :, 1] = 1.0
+    mdp = ms.TabularMDP(P, np.array([[0.0, -1.0], [0.0, 0.0]]), gamma=1.0, terminal=[1])
+    with pytest.raises(ValueError, match="cycle forever with reward >= 0"):
+        solve_ssp(mdp)
+
+
+def test_bad_input_is_refused_before_work():
+    mdp = ms.garnet(5, 2, 2, gamma=0.9, seed=0)
+    with pytest.raises(ValueError, match="m must be"):
+        modified_policy_iteration(mdp, m=0)
+    with pytest.raises(ValueError, match="v0"):
+        gauss_seidel_vi(mdp, v0=np.zeros(3))
+    with pytest.raises(ValueError, match="tol"):
+        gauss_seidel_vi(mdp, tol=-1)
+    with pytest.raises(ValueError, match="weights"):
+        solve_lp(mdp, weights=np.ones(5))
+    with pytest.raises(ValueError, match="mdp must be a TabularMDP"):
+        solve_lp("not an mdp")
+    with pytest.raises(ValueError, match="gamma < 1"):
+        gauss_seidel_vi(_cliff())
+    with pytest.raises(ValueError, match="aperiodicity"):
+        relative_value_iteration(mdp, aperiodicity=0)
