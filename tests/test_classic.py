@@ -1,4 +1,4 @@
-"""Classic DP methods (docs/math.md §1–3, §12): each equals policy iteration / the linear solve."""
+"""Classic DP methods (docs/math.md §1–3, §14): each equals policy iteration / the linear solve."""
 from fractions import Fraction
 
 import numpy as np

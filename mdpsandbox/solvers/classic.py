@@ -1,5 +1,5 @@
 r"""The classic dynamic-programming methods of the DP toolboxes, each exact or certified
-(docs/math.md §1–3, §12):
+(docs/math.md §1–3, §14):
 
 * :func:`modified_policy_iteration` — m-step partial evaluation (Puterman & Shin 1978);
 * :func:`gauss_seidel_vi` — in-place value iteration, one state at a time (Puterman 1994, §6.3.3);
@@ -364,7 +364,7 @@ def _chain(mdp: TabularMDP, pol: np.ndarray):
 # ---------------------------------------------------------------------- average reward
 @dataclass
 class AverageRewardSolution:
-    r"""Exact average-reward solution (docs/math.md §12).
+    r"""Exact average-reward solution (docs/math.md §14).
 
     gain : ``(S,)`` :math:`g(s) = \lim_N \frac1N E\sum_{t<N} r_t` (constant for a unichain policy).
     bias : ``(S,)`` h with :math:`g + h = r_\pi + P_\pi h`, normalised to zero stationary mean on each
@@ -552,7 +552,7 @@ def proper_policy(mdp: TabularMDP) -> Optional[np.ndarray]:
 
 
 def solve_ssp(mdp: TabularMDP, *, max_iter: int = 10_000) -> Solution:
-    r"""Stochastic shortest path at γ = 1 (Bertsekas & Tsitsiklis 1991; docs/math.md §12): hard control
+    r"""Stochastic shortest path at γ = 1 (Bertsekas & Tsitsiklis 1991; docs/math.md §14): hard control
     of :math:`E\sum_t r_t` until the terminal set, under their conditions — (i) a proper policy exists,
     (ii) every improper policy has value −∞ from some state. (ii) is checked by a sufficient
     condition that is exact for the recurrent classes of improper policies: every (s, a) whose
