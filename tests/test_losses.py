@@ -186,3 +186,26 @@ def test_masked_lse_is_zero_at_terminals():
 def test_naive_backup_rejects_unknown_kind():
     with pytest.raises(ValueError, match="backup"):
         L.naive_q_residual(_t([0.0]), _t([0.0]), _t([[0.0, 1.0]]), torch.tensor([False]), 1.0, backup="mean")
+
+
+def test_every_loss_family_is_one_module_reexported_from_learners_losses():
+    import importlib
+
+    from mdpsandbox.learners import distributional_td, gflownet, qsharp
+
+    families = ("common", "value", "policy", "gflownet", "distributional", "qsharp")
+    seen = set()
+    for fam in families:
+        mod = importlib.import_module(f"mdpsandbox.learners.losses.{fam}")
+        for name in mod.__all__:
+            assert getattr(L, name) is getattr(mod, name), (fam, name)
+            assert getattr(mod, name).__module__ == mod.__name__, (fam, name)
+            seen.add(name)
+    assert seen == set(L.__all__)
+    # the learner modules keep the names they had before the losses were grouped
+    for name in ("fm_residual", "db_loss", "tb_residual", "subtb_loss", "zvar_loss", "check_lambda"):
+        assert getattr(gflownet, name) is getattr(L, name)
+    for name in ("categorical_td_target", "categorical_cross_entropy", "quantile_huber_loss", "hl_gauss_target"):
+        assert getattr(distributional_td, name) is getattr(L, name)
+    for name in ("bernoulli_nll", "histogram_nll", "cd_squared_loss", "histogram_targets"):
+        assert getattr(qsharp, name) is getattr(L, name)
