@@ -1,0 +1,19 @@
+r"""Inverse reinforcement learning, exact (docs/math.md §10): maximum-causal-entropy IRL with linear
+rewards (:mod:`.mce`), demonstrations (:mod:`.demos`) and token-tree IRL (:mod:`.tree`).
+
+Identifiability (shaping, normalisation, EPIC) and reward transfer live in
+``mdpsandbox.irl.identifiability`` and ``mdpsandbox.irl.transfer``.
+"""
+from ..solvers.occupancy import (feature_expectations, finite_horizon_occupancy, state_action_occupancy,
+                                 state_occupancy, successor_features, tree_occupancy)
+from .demos import Demonstrations, empirical_feature_expectations, empirical_occupancy, sample_trajectories
+from .mce import (IRLResult, mce_gradient, mce_gradient_undiscounted_shortcut, mce_hessian, mce_irl,
+                  mce_log_likelihood, state_action_features, state_features, unidentified_directions)
+
+__all__ = [
+    "state_occupancy", "state_action_occupancy", "finite_horizon_occupancy", "tree_occupancy",
+    "feature_expectations", "successor_features",
+    "Demonstrations", "sample_trajectories", "empirical_feature_expectations", "empirical_occupancy",
+    "IRLResult", "mce_irl", "mce_log_likelihood", "mce_gradient", "mce_hessian",
+    "mce_gradient_undiscounted_shortcut", "state_features", "state_action_features", "unidentified_directions",
+]
