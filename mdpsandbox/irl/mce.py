@@ -498,15 +498,16 @@ def mce_irl(mdp: TabularMDP, features, *, expert_policy=None, expert_fe=None, de
             return cache[key]
         q, v, pol = m.solve(eta)
         g = fe - m.fe(pol)
-        f = float(eta @ fe - m.value_initial(v))
-        out = (f, g, q, v, pol)
+        a, b = float(eta @ fe), m.value_initial(v)
+        f = a - b
+        out = (f, g, q, v, pol, abs(a) + abs(b))
         cache.clear()
         cache[key] = out
         return out
 
     hist = []
     eta, it, converged = eta0.copy(), 0, False
-    f, g, q, v, pol = evaluate(eta)
+    f, g, q, v, pol, _ = evaluate(eta)
     if history:
         hist.append(float(np.max(np.abs(g))))
     if float(np.max(np.abs(g))) <= tol:
@@ -525,7 +526,7 @@ def mce_irl(mdp: TabularMDP, features, *, expert_policy=None, expert_fe=None, de
     if not converged:
         warnings.warn(f"mce_irl ({method}) stopped at max_iter={max_iter} before ‖μ_E − μ‖∞ ≤ {tol:g}",
                       ConvergenceWarning, stacklevel=2)
-    f, g, q, v, pol = evaluate(eta)
+    f, g, q, v, pol, _ = evaluate(eta)
     fe_err = float(np.max(np.abs(g))) if g.size else 0.0
     null = _nullspace_of(m.centred_sf(pol))
     tv = None
@@ -546,13 +547,14 @@ def mce_irl(mdp: TabularMDP, features, *, expert_policy=None, expert_fe=None, de
                      temperature=tau, horizon=m.H, history=hist)
 
 
-def _armijo_ok(f_new, f, slope, alpha, c1=1e-4):
-    # maximisation; allow float64 round-off of f (near the optimum f changes by ~|g|²/L, below ε|f|)
-    return f_new >= f + c1 * alpha * slope - 64 * _EPS * (1.0 + abs(f))
+def _armijo_ok(f_new, f, slope, alpha, fscale, c1=1e-4):
+    # maximisation; allow the float64 round-off of f = ηᵀμ_E − μ0ᵀV (near the optimum f changes by
+    # ~|g|²/L, below the round-off of its two terms, which cancel)
+    return f_new >= f + c1 * alpha * slope - 64 * _EPS * (1.0 + fscale)
 
 
 def _newton(m: _Model, evaluate, eta, tol, max_iter, hist):
-    f, g, _, _, pol = evaluate(eta)
+    f, g, _, _, pol, _ = evaluate(eta)
     for it in range(1, max_iter + 1):
         B = m.centred_sf(pol)  # −Hessian = BᵀB (η-space)
         U, s, Vt = np.linalg.svd(B, full_matrices=False)
@@ -564,8 +566,8 @@ def _newton(m: _Model, evaluate, eta, tol, max_iter, hist):
         alpha = 1.0
         for _ in range(60):
             cand = eta + alpha * step
-            f_new, g_new, _, _, pol_new = evaluate(cand)
-            if _armijo_ok(f_new, f, slope, alpha) or np.max(np.abs(g_new)) < 0.5 * np.max(np.abs(g)):
+            f_new, g_new, _, _, pol_new, fs = evaluate(cand)
+            if _armijo_ok(f_new, f, slope, alpha, fs) or np.max(np.abs(g_new)) < 0.5 * np.max(np.abs(g)):
                 break
             alpha *= 0.5
         eta, f, g, pol = cand, f_new, g_new, pol_new
@@ -609,8 +611,8 @@ def _lbfgs(evaluate, eta, tol, max_iter, hist, memory: int = 20):
         alpha = 1.0
         for _ in range(60):
             cand = eta + alpha * step
-            f_new, g_new = evaluate(cand)[:2]
-            if _armijo_ok(f_new, f, slope, alpha):
+            f_new, g_new, _, _, _, fs = evaluate(cand)
+            if _armijo_ok(f_new, f, slope, alpha, fs):
                 break
             alpha *= 0.5
         s_vec = cand - eta
