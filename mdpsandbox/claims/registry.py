@@ -183,7 +183,7 @@ def discover(claims_dir: Optional[os.PathLike] = None) -> List[Claim]:
     old = sys.modules.get(pkg)
     if old is not None:
         old_paths = [str(Path(p).resolve()) for p in getattr(old, "__path__", None) or []]
-        if str(d) not in old_paths:  # another directory under the same package name: forget it and its claims
+        if old_paths != [str(d)]:  # another directory under the same package name: forget it and its claims
             for cid in [c.id for c in _REGISTRY.values() if c.module == pkg or c.module.startswith(prefix)]:
                 del _REGISTRY[cid]
             for name in [m for m in sys.modules if m == pkg or m.startswith(prefix)]:
