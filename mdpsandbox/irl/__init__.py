@@ -9,6 +9,7 @@ from ..solvers.occupancy import (feature_expectations, finite_horizon_occupancy,
 from .demos import Demonstrations, empirical_feature_expectations, empirical_occupancy, sample_trajectories
 from .mce import (IRLResult, mce_gradient, mce_gradient_undiscounted_shortcut, mce_hessian, mce_irl,
                   mce_log_likelihood, state_action_features, state_features, unidentified_directions)
+from .tree import TreeIRLResult, tree_demonstrations, tree_irl, tree_irl_from_samples
 
 __all__ = [
     "state_occupancy", "state_action_occupancy", "finite_horizon_occupancy", "tree_occupancy",
@@ -16,4 +17,5 @@ __all__ = [
     "Demonstrations", "sample_trajectories", "empirical_feature_expectations", "empirical_occupancy",
     "IRLResult", "mce_irl", "mce_log_likelihood", "mce_gradient", "mce_hessian",
     "mce_gradient_undiscounted_shortcut", "state_features", "state_action_features", "unidentified_directions",
+    "TreeIRLResult", "tree_irl", "tree_irl_from_samples", "tree_demonstrations",
 ]

@@ -14,7 +14,7 @@ log-likelihood :math:`E_E\sum_t\gamma^t\log\pi_\theta(a_t|s_t)` telescopes to
         (\Psi(s,a) - \psi(s))(\Psi(s,a) - \psi(s))^\top \preceq 0
 
 (:math:`\nabla_\theta\,\mu_0^\top V_\theta = \mu(\pi_\theta)` by the envelope theorem; ψ, Ψ the
-successor features of π_θ, :math:`\partial V_\theta/\partial\theta = \psi/\,` and
+successor features of π_θ, :math:`\partial V_\theta/\partial\theta = \psi` and
 :math:`\partial\pi_\theta(a|s)/\partial\theta = \pi_\theta(a|s)(\Psi(s,a)-\psi(s))/\tau`). The model
 occupancy is that of the *discounted* soft policy at the *same* γ; computing π_θ with γ = 1 (as
 the ``imitation`` package's MCE IRL does on its discounted path) matches moments at a wrong θ —
@@ -430,8 +430,8 @@ def mce_irl(mdp: TabularMDP, features, *, expert_policy=None, expert_fe=None, de
     temperature : τ > 0. The MDP's γ ∈ [0, 1] is used (γ = 1 needs termination or ``horizon``).
     method : ``"lbfgs"`` (limited-memory BFGS, exact gradients), ``"newton"`` (exact Hessian,
         pseudo-inverse on its range, backtracking) or ``"gradient"`` (plain gradient ascent with a
-        fixed step ``step_size`` in η = θ/τ, default 1/(Σρ)² · ... a safe 1/L bound; a baseline for the
-        benchmark).
+        fixed step ``step_size`` in η = θ/τ, default the safe 1/L bound 1/(2 max‖φ‖ Σρ)²; the
+        baseline of the benchmark).
     tol : stop when ‖μ_E − μ(π_θ)‖∞ ≤ tol (τ times the gradient norm — the same meaning at every τ).
     max_iter : optimiser iterations; reaching it returns ``converged=False`` and warns (never silent).
     require_identified : raise ValueError (before any solve) if the features leave directions
