@@ -1,0 +1,189 @@
+"""``run``: validate a sweep, plan its chunks, execute them on a backend, and resume.
+
+Planning. The cells still to do (not stored yet, or failed with ``retry_failed=True``) are grouped
+by the task's batcher key (cells one ``solve_batch`` call can take, sorted so that cells sharing
+an env are adjacent) and cut into chunks. Without ``chunk_size`` the size is measured: a probe
+chunk runs first in this process and the size is set so that a chunk carries ≈ 0.1–0.5 s of work
+(at least ~4 chunks per worker when that keeps chunks ≥ 0.1 s). Chunk composition never changes a
+cell's numbers. Chunk file names hash their cells' keys and attempt, so a chunk is either stored
+whole or redone.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+from . import store
+from .backends import check_backend, default_workers, get_backend
+from .keys import cell_key, cell_seed
+from .spec import Sweep
+from .tasks import get_task
+
+__all__ = ["run", "status", "plan_cells", "TARGET_CHUNK_S"]
+
+TARGET_CHUNK_S = (0.1, 0.25, 0.5)  # (min, target, max) seconds of work per chunk
+
+
+def _as_sweep(sweep) -> Sweep:
+    if isinstance(sweep, Sweep):
+        return sweep
+    if isinstance(sweep, (str, Path)):
+        return Sweep.from_toml(sweep)
+    if isinstance(sweep, dict):
+        return Sweep.from_dict(sweep)
+    raise ValueError(f"sweep must be a Sweep, a spec dict or a TOML path, got {type(sweep).__name__}")
+
+
+def plan_cells(sweep: Sweep):
+    """Validate the sweep against its task and list its cells: (task, [(index, key, cell_seed, params)])."""
+    task = get_task(sweep.task)
+    names = sweep.param_names
+    values: dict = {n: [] for n in names}
+    for n, v in sweep.axes.items():
+        values[n] = list(dict.fromkeys(v))
+    for g in sweep.zipped:
+        for n, v in g.items():
+            values[n] = list(dict.fromkeys(v))
+    for n, v in sweep.fixed.items():
+        values[n] = [v]
+    task.validate(names, values)
+    cells = []
+    seen = {}
+    for i, params in enumerate(sweep.cells()):
+        k = cell_key(sweep.task, params)
+        if k in seen:
+            raise ValueError(f"cells {seen[k]} and {i} have identical parameters {params}: remove duplicate axis values")
+        seen[k] = i
+        cells.append((i, k, cell_seed(k), params))
+    if not cells:
+        raise ValueError("the grid is empty")
+    return task, cells
+
+
+def _chunk_name(items) -> str:
+    h = hashlib.sha256()
+    for it in items:
+        h.update(f"{it[1]}:{it[2]};".encode())
+    return f"chunk-{h.hexdigest()[:24]}"
+
+
+def run(sweep: Union[Sweep, str, Path, dict], out, *, backend: str = "process", workers: Optional[int] = None,
+        progress: bool = True, retry_failed: bool = False, chunk_size: Optional[int] = None,
+        scheduler: Optional[str] = None, timeout: float = 30.0, retries: int = 1):
+    """Run (or resume) ``sweep`` into the directory ``out`` and return :func:`load` of it.
+
+    backend : ``"process"`` (default; ``workers`` processes, default = usable cores), ``"serial"``
+        or ``"dask"`` (a LocalCluster with ``workers`` processes, or the scheduler at ``scheduler``;
+        ``timeout`` seconds to connect, ``retries`` per chunk).
+    retry_failed : rerun the cells whose stored row has ``status="error"`` (a new attempt; the
+        table keeps the latest).
+    chunk_size : cells per chunk (default: measured, ≈ 0.25 s of work per chunk).
+    progress : a tqdm bar with cells/s and ETA.
+
+    Bad input (unknown task or parameter, wrong types, an empty grid, a directory holding another
+    spec, an unwritable directory, a missing dask install, an unreachable scheduler) raises
+    ``ValueError`` before any cell runs. A failing cell (exception, NaN or non-scalar metric) is
+    stored as a row with ``status="error"`` and the sweep continues.
+    """
+    from tqdm.auto import tqdm
+
+    sweep = _as_sweep(sweep)
+    check_backend(backend, workers, scheduler)
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}")
+    task, cells = plan_cells(sweep)
+    out = store.prepare(out, sweep.to_dict(), len(cells))
+    n_workers = workers or (default_workers() if backend != "serial" else 1)
+    with store.RunLock(out):
+        run_id = store.begin_run(out)
+        latest = store.scan(out)
+        todo = []
+        for i, k, seed, params in cells:
+            if k not in latest:
+                todo.append((i, k, 0, seed, params))
+            elif retry_failed and latest[k][1] == "error":
+                todo.append((i, k, latest[k][0] + 1, seed, params))
+        bar = tqdm(total=len(cells), initial=len(cells) - len(todo), unit="cell", desc="sweep",
+                   disable=not progress, dynamic_ncols=True, smoothing=0.1)
+        try:
+            if todo:
+                _execute(task, sweep, out, run_id, todo, backend, n_workers, chunk_size, bar,
+                         scheduler=scheduler, timeout=timeout, retries=retries)
+        finally:
+            bar.close()
+    return store.load(out)
+
+
+def _groups(task, todo):
+    """Cells grouped by batcher key (None: not batchable), batchable cells sorted by env."""
+    groups: dict = {}
+    b = task.batcher
+    for c in todo:
+        k = b.key(c[4]) if b is not None else None
+        groups.setdefault(None if k is None else ("b", repr(k)), []).append(c)
+    out = []
+    for k, items in groups.items():
+        if k is not None:
+            items = sorted(items, key=lambda c: (repr(b.env_key(c[4])), c[0]))
+        out.append((k is not None, items))
+    return out
+
+
+def _payload(task, sweep, out, run_id, items, batched):
+    return {"out": str(out), "run_id": run_id, "task": sweep.task, "import_path": task.import_path,
+            "name": _chunk_name(items), "batched": batched, "param_names": sweep.param_names, "cells": items}
+
+
+def _execute(task, sweep, out, run_id, todo, backend, n_workers, chunk_size, bar, **opts):
+    lo, _target, hi = TARGET_CHUNK_S
+    groups = _groups(task, todo)
+    if backend != "serial" and chunk_size is not None and len(todo) <= chunk_size and opts.get("scheduler") is None:
+        backend = "serial"  # a single chunk: no pool to start
+    with get_backend(backend, workers=n_workers, **opts) as ex:
+        payloads = []
+        for batched, items in groups:
+            size = chunk_size
+            if size is None:
+                # probe chunks on the backend; the first also pays imports / numba cache loading once
+                per = None
+                for k in ((16, 64) if batched else (3,)):
+                    k = min(len(items), k)
+                    if k == 0:
+                        break
+                    probe, items = items[:k], items[k:]
+                    t0 = time.perf_counter()
+                    res = ex.one(_payload(task, sweep, out, run_id, probe, batched))
+                    elapsed = time.perf_counter() - t0
+                    bar.update(res["n"])
+                    if batched:
+                        per = min(elapsed, res["wall_s"]) / res["n"]
+                    else:
+                        w = sorted(res["walls"][1:] or res["walls"])
+                        per = w[len(w) // 2] + max(res["wall_s"] - res["compute_s"], 0.0) / res["n"]
+                per = max(per or 1e-6, 1e-7)
+                size_lo, size_hi = max(1, math.ceil(lo / per)), max(1, math.floor(hi / per))
+                want = max(1, math.ceil(len(items) / (4 * n_workers)))
+                size = min(max(want, size_lo), size_hi)
+            for j in range(0, len(items), size):
+                payloads.append(_payload(task, sweep, out, run_id, items[j:j + size], batched))
+        if payloads:
+            ex.all(payloads, lambda summary: bar.update(summary["n"]))
+
+
+def status(out) -> dict:
+    """Done / failed / missing counts of a sweep directory, from the directory alone
+    (manifest + chunk files): ``{"n_cells", "done", "failed", "missing", "chunks", "task"}``."""
+    from .keys import cell_key as _key
+    from .store import _spec_no_check
+
+    man = store.read_manifest(out)
+    sw = _spec_no_check(man["spec"])
+    latest = store.scan(out)
+    keys = [_key(sw.task, p) for p in sw.cells()]
+    done = sum(1 for k in keys if k in latest and latest[k][1] == "ok")
+    failed = sum(1 for k in keys if k in latest and latest[k][1] == "error")
+    return {"task": sw.task, "n_cells": len(keys), "done": done, "failed": failed,
+            "missing": len(keys) - done - failed, "chunks": len(store.chunk_files(out))}
