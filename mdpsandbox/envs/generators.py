@@ -16,6 +16,18 @@ from .tabular import TabularMDP
 __all__ = ["garnet", "chain", "gridworld", "bandit"]
 
 
+def _distinct_successors(rng: np.random.Generator, n_rows: int, S: int, b: int) -> np.ndarray:
+    """``(n_rows, b)`` distinct states per row, uniformly without replacement, vectorised: draw with
+    replacement, redraw the rows that hold a repeat (a fraction ≈ b²/(2S) of them) until none do."""
+    cols = rng.integers(0, S, size=(n_rows, b))
+    while True:
+        srt = np.sort(cols, axis=1)
+        bad = np.flatnonzero(np.any(srt[:, 1:] == srt[:, :-1], axis=1)) if b > 1 else np.zeros(0, dtype=int)
+        if bad.size == 0:
+            return cols
+        cols[bad] = rng.integers(0, S, size=(bad.size, b))
+
+
 def garnet(n_states: int, n_actions: int, branching: int, gamma: float = 0.9, seed: int = 0,
            *, sparse: Optional[bool] = None, reward_scale: float = 1.0) -> TabularMDP:
     """Random 'Generic Average Reward Non-stationary Environment Testbench' MDP (Archibald et al.
@@ -35,7 +47,7 @@ def garnet(n_states: int, n_actions: int, branching: int, gamma: float = 0.9, se
     if S <= 4096:
         cols = np.argsort(rng.random((S * A, S)), axis=1)[:, :b]
     else:
-        cols = np.stack([rng.choice(S, size=b, replace=False) for _ in range(S * A)])
+        cols = _distinct_successors(rng, S * A, S, b)
     cuts = np.sort(rng.random((S * A, b - 1)), axis=1)
     probs = np.diff(np.concatenate([np.zeros((S * A, 1)), cuts, np.ones((S * A, 1))], axis=1), axis=1)
     R = rng.random((S, A)) * reward_scale
