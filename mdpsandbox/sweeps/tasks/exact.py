@@ -171,7 +171,8 @@ SOLVE_METRICS = ("value_initial", "residual", "bound", "iterations", "converged"
 
 
 def solve_task(*, env: str = "garnet", gamma=None, seed: int = 0, beta=None, temperature=None,
-               method: str = "auto", tol: float = 1e-9, reference: bool = False, batch: bool = True, **env_kw) -> dict:
+               method: str = "auto", tol: float = 1e-9, reference: bool = False, batch: bool = True, cell_seed=None,
+               **env_kw) -> dict:
     r"""Exact solve of one env (:func:`mdpsandbox.solve`; hard, entropy τ or KL β).
 
     Metrics: ``value_initial`` (μ0·V* tabular, mean root value token), ``residual``, ``bound``

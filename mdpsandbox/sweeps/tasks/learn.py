@@ -8,7 +8,7 @@ Parameters: ``algorithm`` (a registered name), the tree ``vocab_size`` [3], ``ho
 ["tabular"], ``steps`` [300], ``lr`` [None: the optimizer's default], ``optimizer`` ["adam"],
 ``batch_size`` [None: full batch], ``eval_every`` [None], ``seed`` [0] (the learner's seed; set it to
 an axis for seed bands). Metrics: the scalar entries of ``TrainResult.final`` (``loss``,
-``logit_error``, ``tv_max``, … — whatever the learner's metrics are), plus ``steps``.
+``logit_error``, ``tv_max``, … — whatever the learner's metrics are), plus ``final_step``.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def train_task(*, algorithm: str = "shiq", vocab_size: int = 3, horizon: int = 3
                 batch_size=batch_size, eval_every=eval_every, progress=False)
     out = {k: v for k, v in res.final.items()
            if isinstance(v, (numbers.Real, bool, str)) and k != "step"}
-    out["steps"] = int(res.final.get("step", steps))
+    out["final_step"] = int(res.final.get("step", steps))
     return out
 
 
@@ -68,4 +68,4 @@ SCHEMA = {
     "batch_size": Param(_I, "rows per update", optional=True), "eval_every": Param(_I, "evaluation period", optional=True),
     "seed": Param(_I, "learner seed"),
 }
-task("train", params=SCHEMA, check=_check, metrics=("logit_error", "tv_max", "loss", "steps"))(train_task)
+task("train", params=SCHEMA, check=_check, metrics=("logit_error", "tv_max", "loss", "final_step"))(train_task)
