@@ -10,6 +10,7 @@ from typing import Iterable, Optional
 import numpy as np
 import scipy.sparse as sp
 
+from .._memory import check_memory
 from .._validate import check_gamma, check_int
 from .tabular import TabularMDP
 
@@ -42,9 +43,14 @@ def garnet(n_states: int, n_actions: int, branching: int, gamma: float = 0.9, se
     if b > S:
         raise ValueError(f"branching must be <= n_states ({S}), got {b}")
     gamma = check_gamma(gamma)
+    # peak of the construction: row/col/prob arrays and the CSR copy (≈ 48 bytes per nonzero), or the
+    # (S·A, S) argsort keys for small S — checked before any allocation
+    small = S * A * S <= 40_000_000          # argsort keys (S·A, S) stay below ~640 MB
+    check_memory(S * A * b * 48 + (S * A * S * 16 if small else 0) + S * A * 8,
+                 f"garnet(n_states={S}, n_actions={A}, branching={b})")
     rng = np.random.default_rng(seed)
     # distinct successors per row without a Python loop: argsort of random keys
-    if S <= 4096:
+    if small:
         cols = np.argsort(rng.random((S * A, S)), axis=1)[:, :b]
     else:
         cols = _distinct_successors(rng, S * A, S, b)
