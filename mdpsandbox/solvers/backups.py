@@ -15,7 +15,9 @@ solution (λ = α + β, c = β/λ)
   (Todorov 2007; Rawlik et al. 2012; the LLM form of Clavier et al. 2025 and Zhou et al. 2025);
 * both ("entropy + KL"): same as entropy with temperature α+β and reward r + β log π_ref (MATH §3).
 
-Every log-sum-exp subtracts the row maximum, so β or τ from 1e-8 to 1e8 stay finite.
+Every log-sum-exp is taken of u = (Q − max Q)/λ (no overflow as λ → 0) and, for KL with λ large
+against the spread of Q, in the form max Q + β log1p(Σ π_ref expm1(u)) (no cancellation as β → ∞):
+V is exact to round-off for β or τ anywhere in [1e-300, 1e300] (:func:`soft_value_and_policy`).
 """
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ __all__ = [
     "q_backup",
     "bellman_backup",
     "tree_backward",
+    "soft_value_and_policy",
+    "kl_terms",
+    "SMALL_SPREAD",
     "NUMBA_DISABLED",
 ]
 
@@ -53,6 +58,7 @@ class Regulariser:
     temperature: float = 0.0
     beta: float = 0.0
     log_ref: Optional[np.ndarray] = None
+    ref: Optional[np.ndarray] = None  # π_ref itself (default exp(log_ref)); the KL penalty compares with it
 
     @property
     def lam(self) -> float:
@@ -66,43 +72,121 @@ class Regulariser:
     def is_hard(self) -> bool:
         return self.lam == 0.0
 
-    def scores(self, q: np.ndarray) -> np.ndarray:
-        r"""Per-action scores :math:`Q/\lambda + c\log\pi_{ref}` whose LSE times λ is V."""
-        z = q / self.lam
-        if self.beta > 0.0:
-            z = z + self.c * self.log_ref
-        return z
+    def __post_init__(self):
+        if self.log_ref is not None and self.ref is None:
+            object.__setattr__(self, "ref", np.exp(self.log_ref))
+
+    def value_and_policy(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r"""V(s) and π(·|s) from Q(s, ·) (last axis = actions), computed without cancellation or
+        overflow for every λ in [1e-300, 1e300] (:func:`soft_value_and_policy`)."""
+        if self.is_hard:
+            return np.max(q, axis=-1), self.policy(q)
+        return soft_value_and_policy(q, self.lam, self.c, self.log_ref, self.ref)
 
     def value(self, q: np.ndarray) -> np.ndarray:
         r"""V(s) from Q(s, ·): max (hard) or :math:`\lambda\,\mathrm{LSE}(Q/\lambda + c\log\pi_{ref})`."""
         if self.is_hard:
             return np.max(q, axis=-1)
-        return self.lam * logsumexp(self.scores(q), axis=-1)
+        return self.value_and_policy(q)[0]
 
     def policy(self, q: np.ndarray, v: Optional[np.ndarray] = None) -> np.ndarray:
         r"""Optimal policy for Q: uniform over argmax ties (hard), else
-        :math:`\exp(Q/\lambda + c\log\pi_{ref} - V/\lambda)` normalised (exactly, to round-off)."""
+        :math:`\pi_{ref}^c\exp((Q - V)/\lambda)` normalised (exactly, to round-off)."""
         if self.is_hard:
             best = q >= (np.max(q, axis=-1, keepdims=True) - 1e-12 * (1 + np.abs(q).max(axis=-1, keepdims=True)))
             return best / best.sum(axis=-1, keepdims=True)
-        z = self.scores(q)
-        z = z - np.max(z, axis=-1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(axis=-1, keepdims=True)
+        return self.value_and_policy(q)[1]
 
     def penalty(self, policy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         r"""Per-state (cost, KL(π‖π_ref), H(π)) where cost = β KL − α H is subtracted from the
-        expected reward (so the regularised objective is E Σ γ^t (r_t − cost_t))."""
+        expected reward (so the regularised objective is E Σ γ^t (r_t − cost_t)).
+
+        KL is summed as :math:`\sum_a \pi_{ref}(a)\,\varphi(\pi(a)/\pi_{ref}(a))`,
+        :math:`\varphi(x) = x\log x - x + 1 \ge 0` (equal to KL for normalised rows): every term is
+        non-negative, so π = π_ref gives exactly 0 and π ≈ π_ref gives KL to full relative accuracy
+        (the form Σ π log(π/π_ref) cancels to ~ε, which β = 1e8 would turn into an error of 1e-8)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             logp = np.where(policy > 0, np.log(np.where(policy > 0, policy, 1.0)), 0.0)
             ent = -np.sum(policy * logp, axis=-1)
             if self.log_ref is not None:
-                diff = np.where(policy > 0, logp - self.log_ref, 0.0)
-                kl = np.sum(policy * diff, axis=-1)
+                kl = np.sum(kl_terms(policy, self.ref, logp, self.log_ref), axis=-1)
             else:
                 kl = np.zeros(policy.shape[:-1])
         cost = self.beta * kl - self.temperature * ent
         return cost, kl, ent
+
+
+#: Below this spread max−min of Q/λ over supp π_ref the KL backup uses the log1p/expm1 form.
+SMALL_SPREAD = 0.125
+
+
+def kl_terms(p: np.ndarray, ref: np.ndarray, logp: Optional[np.ndarray] = None,
+             log_ref: Optional[np.ndarray] = None) -> np.ndarray:
+    r"""Elementwise :math:`\pi_{ref}\,\varphi(p/\pi_{ref})`, :math:`\varphi(x) = x\log x - x + 1`
+    (0 where p = π_ref exactly, +inf where p > 0 = π_ref); their sum over actions is KL(p‖π_ref)
+    for normalised rows. Near x = 1 (|x − 1| ≤ 1/8) φ is summed from its series
+    :math:`\sum_{k\ge2}(-d)^k/(k(k-1))`, d = x − 1, so there is no cancellation."""
+    p = np.asarray(p, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if logp is None:
+            logp = np.where(p > 0, np.log(np.where(p > 0, p, 1.0)), 0.0)
+        if log_ref is None:
+            log_ref = np.log(ref)
+        d = np.where(ref > 0, (p - ref) / np.where(ref > 0, ref, 1.0), np.inf)
+        near = np.abs(d) <= 0.125
+        dn = np.where(near, d, 0.0)
+        ser = np.zeros_like(dn)
+        for k in range(20, 1, -1):  # Horner in d: Σ_{k=2}^{20} (−1)^k d^k / (k(k−1))
+            ser = ser * dn + (1.0 if k % 2 == 0 else -1.0) / (k * (k - 1))
+        ser = ser * dn * dn
+        far = np.where(p > 0, p * (logp - log_ref), 0.0) - p + ref
+        out = np.where(near, ref * ser, far)
+        out = np.where(ref > 0, out, np.where(p > 0, np.inf, 0.0))
+    return out
+
+
+def soft_value_and_policy(q: np.ndarray, lam: float, c: float, log_ref: Optional[np.ndarray] = None,
+                          ref: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    r"""The regularised per-state maximum (docs/math.md §2–3) along the last axis:
+
+    .. math:: V = \lambda\,\mathrm{LSE}_a\big(Q_a/\lambda + c\log\pi_{ref}(a)\big),\qquad
+              \pi(a) = \pi_{ref}(a)^c\,e^{(Q_a - V)/\lambda},
+
+    exact to round-off for every λ in [1e-300, 1e300] (Todorov 2007; Rawlik et al. 2012). Q is
+    shifted by its maximum Q̄ over supp π_ref first, so u = (Q − Q̄)/λ ≤ 0 never overflows (λ → 0
+    gives the hard maximum on the support). For pure KL (c = 1) with a narrow spread
+    (max − min of u ≤ :data:`SMALL_SPREAD`, i.e. λ large) the value is
+
+    .. math:: V = \bar Q + \lambda\,\mathrm{log1p}\big(\textstyle\sum_a \pi_{ref}(a)\,\mathrm{expm1}(u_a)\big),
+
+    which uses Σ π_ref = 1 exactly instead of recovering a tiny log from a sum ≈ 1: the naive
+    β·LSE(log π_ref + Q/β) loses ~β·ε (β = 1e300 gave V = 0); this form tends to E_{π_ref} Q and
+    π → π_ref bitwise. ``log_ref``/``ref`` ``(…, A)`` (rows of ref summing to 1) are needed when c > 0.
+    Returns (v ``q.shape[:-1]``, policy ``q.shape``).
+    """
+    q = np.asarray(q, dtype=np.float64)
+    use_ref = c != 0.0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        supp = np.isfinite(log_ref) if use_ref else np.ones(q.shape, dtype=bool)
+        qmax = np.max(np.where(supp, q, -np.inf), axis=-1, keepdims=True)
+        u = np.where(supp, (q - qmax) / lam, -np.inf)
+        w = u + c * np.where(supp, log_ref, 0.0) if use_ref else u
+        m = np.max(w, axis=-1, keepdims=True)
+        e = np.exp(w - m)
+        s = np.sum(e, axis=-1, keepdims=True)
+        v = qmax + lam * (m + np.log(s))
+        pol = e / s
+        if use_ref and c == 1.0:
+            qmin = np.min(np.where(supp, q, np.inf), axis=-1, keepdims=True)
+            narrow = (qmax - qmin) / lam <= SMALL_SPREAD
+            if np.any(narrow):
+                r = np.exp(log_ref) if ref is None else ref
+                em1 = np.expm1(np.where(supp, u, 0.0))
+                x = np.sum(np.where(supp, r * em1, 0.0), axis=-1, keepdims=True)
+                v = np.where(narrow, qmax + lam * np.log1p(x), v)
+                pol = np.where(narrow, np.where(supp, r * (1.0 + em1), 0.0) / (1.0 + x), pol)
+    return v[..., 0], pol
 
 
 def q_backup(P2, R: np.ndarray, gamma: float, v: np.ndarray) -> np.ndarray:
@@ -195,6 +279,98 @@ def _exp_nonpos(x):
     return e if x >= _EXP_MIN else 0.0
 
 
+@numba.njit(inline="always")
+def _expm1_small(u):
+    """e^u − 1 for |u| ≤ 1/8 (the narrow-spread KL branch): Taylor series to u^12/12!, truncation
+    < 3e-21 relative, no cancellation (u·(1 + u/2 + …)); branch-free, vectorisable."""
+    p = 1.0 / 479001600.0
+    p = p * u + 1.0 / 39916800.0
+    p = p * u + 1.0 / 3628800.0
+    p = p * u + 1.0 / 362880.0
+    p = p * u + 1.0 / 40320.0
+    p = p * u + 1.0 / 5040.0
+    p = p * u + 1.0 / 720.0
+    p = p * u + 1.0 / 120.0
+    p = p * u + 1.0 / 24.0
+    p = p * u + 1.0 / 6.0
+    p = p * u + 0.5
+    p = p * u + 1.0
+    return u * p
+
+
+@numba.njit(inline="always")
+def _kl_term(p, ref, log_ref):
+    """π_ref φ(p/π_ref), φ(x) = x log x − x + 1 (scalar form of :func:`kl_terms`)."""
+    if ref <= 0.0:
+        return np.inf if p > 0.0 else 0.0
+    d = (p - ref) / ref
+    if abs(d) <= 0.125:
+        ser = 0.0
+        for k in range(20, 1, -1):
+            ser = ser * d + (1.0 if k % 2 == 0 else -1.0) / (k * (k - 1))
+        return ref * ser * d * d
+    if p > 0.0:
+        return p * (math.log(p) - log_ref) - p + ref
+    return ref
+
+
+@numba.njit(inline="always")
+def _soft_row(q, ell, lse, lam, c, pol, ref, have_ref):
+    """V of one state and its policy (written to ``pol``) from Q ``q`` (A,), reference logits
+    ``ell`` (A,) with LSE ``lse`` (unused when c = 0): the two-branch form of
+    :func:`soft_value_and_policy` (shift by max Q on the support; log1p/expm1 when c = 1 and the
+    spread of Q/λ is ≤ SMALL_SPREAD). One exp per action. With ``have_ref`` the narrow branch
+    weighs by ``ref`` (π_ref itself, so π = π_ref bit for bit as β → ∞) instead of exp(ℓ − lse)."""
+    A = q.shape[0]
+    use_ref = c != 0.0
+    inv = 1.0 / lam
+    qmax = -np.inf
+    qmin = np.inf
+    if use_ref:
+        for a in range(A):
+            sup = ell[a] > -np.inf
+            qmax = max(qmax, q[a] if sup else -np.inf)
+            qmin = min(qmin, q[a] if sup else np.inf)
+    else:
+        for a in range(A):
+            qmax = max(qmax, q[a])
+            qmin = min(qmin, q[a])
+    if c == 1.0 and (qmax - qmin) * inv <= 0.125:
+        x = 0.0
+        for a in range(A):
+            sup = ell[a] > -np.inf
+            r = ref[a] if have_ref else _exp_nonpos(ell[a] - lse)
+            u = (q[a] - qmax) * inv if sup else 0.0
+            em1 = _expm1_small(u)
+            pol[a] = r * (1.0 + em1) if sup else 0.0
+            x += r * em1 if sup else 0.0
+        inv_s = 1.0 / (1.0 + x)
+        for a in range(A):
+            pol[a] *= inv_s
+        return qmax + lam * math.log1p(x)
+    m = -np.inf
+    if use_ref:
+        for a in range(A):
+            # min(·, 0): an action off the support may have Q > qmax; with ℓ = −inf it stays −inf (no inf − inf)
+            pol[a] = min((q[a] - qmax) * inv, 0.0) + c * ell[a]
+    else:
+        for a in range(A):
+            pol[a] = (q[a] - qmax) * inv
+    for a in range(A):
+        m = max(m, pol[a])
+    for a in range(A):
+        pol[a] = _exp_nonpos(pol[a] - m)
+    s = 0.0
+    for a in range(A):
+        s += pol[a]
+    inv_s = 1.0 / s
+    for a in range(A):
+        pol[a] *= inv_s
+    if use_ref:
+        return qmax + lam * (m + math.log(s) - c * lse)
+    return qmax + lam * (m + math.log(s))
+
+
 @numba.njit(parallel=True, fastmath=False, cache=True)
 def _tree_backward_kernel(rew, ell, lse_ell, level_start, n_nodes, gamma, eos, lam, c, q, v, pol):
     # Whole-tree backward induction on flat arrays: row p*N + i is node i of prompt p.
@@ -206,8 +382,6 @@ def _tree_backward_kernel(rew, ell, lse_ell, level_start, n_nodes, gamma, eos, l
     V = rew.shape[1]
     Pn = rew.shape[0] // n_nodes
     H = level_start.shape[0] - 1
-    use_ref = c != 0.0
-    inv = 1.0 / lam if lam > 0.0 else 0.0
     for h in range(H - 1, -1, -1):
         a0 = level_start[h]
         c0 = level_start[h + 1]
@@ -238,28 +412,7 @@ def _tree_backward_kernel(rew, ell, lse_ell, level_start, n_nodes, gamma, eos, l
                 for a in range(V):
                     pol[i, a] = (1.0 / cnt) if q[i, a] >= m - tol else 0.0
                 continue
-            if use_ref:
-                for a in range(V):
-                    pol[i, a] = q[i, a] * inv + c * ell[i, a]
-            else:
-                for a in range(V):
-                    pol[i, a] = q[i, a] * inv
-            m = pol[i, 0]
-            for a in range(1, V):
-                if pol[i, a] > m:
-                    m = pol[i, a]
-            for a in range(V):
-                pol[i, a] = _exp_nonpos(pol[i, a] - m)
-            s = 0.0
-            for a in range(V):
-                s += pol[i, a]
-            inv_s = 1.0 / s
-            for a in range(V):
-                pol[i, a] *= inv_s
-            if use_ref:
-                v[i] = lam * (m + math.log(s) - c * lse_ell[i])
-            else:
-                v[i] = lam * (m + math.log(s))
+            v[i] = _soft_row(q[i], ell[i], lse_ell[i], lam, c, pol[i], ell[i], False)
 
 
 def tree_backward(rewards, ref_logits, lse_ref, level_start, gamma: float, eos, reg: Regulariser):
@@ -272,6 +425,9 @@ def tree_backward(rewards, ref_logits, lse_ref, level_start, gamma: float, eos, 
     (λ, c from ``reg``; λ = 0 gives V = max_a Q and the uniform-over-argmax policy), and
     :math:`\pi(a|s) = \exp(Q/\lambda + c\,\ell_{ref} - \max)/\sum` — the KL form uses the reference
     *logits* ℓ_ref with the node's cached LSE, so each edge costs one exp and each node one log.
+    Per node the value is computed as in :func:`soft_value_and_policy` (Q shifted by its max on the
+    support; the log1p/expm1 form when c = 1 and the spread of Q/λ is small), so it is exact to
+    round-off for every λ in [1e-300, 1e300] (docs/math.md §4).
 
     Shapes (canonical node order, leading prompt axis P): ``rewards``, ``ref_logits``
     ``(P, N, V)``; ``lse_ref`` ``(P, N)`` (ignored when c = 0); ``level_start`` ``(H+1,)`` int64.

@@ -14,7 +14,9 @@ from typing import Optional
 import numba
 import numpy as np
 
-from .._validate import STOCHASTIC_ATOL, check_distribution, check_finite, check_gamma, check_positive
+from .._validate import (STOCHASTIC_ATOL, check_distribution, check_finite, check_gamma, check_int, check_positive,
+                         normalise_rows)
+from .backups import _kl_term, _soft_row
 
 __all__ = ["BatchSolution", "solve_batch"]
 
@@ -47,8 +49,9 @@ def _q_of_v(P, R, g, v, q):
 
 
 @numba.njit(cache=True)
-def _value_and_policy(q, lam, c, log_ref, v, pol):
-    """V = max Q (λ = 0) or λ LSE(Q/λ + c log π_ref); pol = the matching policy."""
+def _value_and_policy(q, lam, c, log_ref, ref, v, pol):
+    """V = max Q (λ = 0) or λ LSE(Q/λ + c log π_ref) (exact for every λ: backups._soft_row);
+    pol = the matching policy."""
     S, A = q.shape
     for s in range(S):
         if lam == 0.0:
@@ -62,19 +65,7 @@ def _value_and_policy(q, lam, c, log_ref, v, pol):
             for a in range(A):
                 pol[s, a] = 1.0 if a == best else 0.0
         else:
-            m = -np.inf
-            for a in range(A):
-                z = q[s, a] / lam + c * log_ref[s, a]
-                if z > m:
-                    m = z
-            tot = 0.0
-            for a in range(A):
-                e = math.exp(q[s, a] / lam + c * log_ref[s, a] - m)
-                pol[s, a] = e
-                tot += e
-            for a in range(A):
-                pol[s, a] /= tot
-            v[s] = lam * (m + math.log(tot))
+            v[s] = _soft_row(q[s], log_ref[s], 0.0, lam, c, pol[s], ref[s], True)
 
 
 @numba.njit(cache=True)
@@ -133,22 +124,26 @@ def _lu_solve_inplace(M, x):
 
 
 @numba.njit(cache=True)
-def _evaluate(P, R, g, pol, temp, beta, log_ref, v, M):
-    """Exact regularised V^π: solve (I − γP_π) v = Σπ r − β KL + τ H (M is S×S workspace)."""
+def _evaluate(P, R, g, pol, temp, beta, log_ref, ref, v, M):
+    """Exact regularised V^π: solve (I − γP_π) v = Σπ r − β KL + τ H (M is S×S workspace); KL summed
+    as Σ π_ref φ(π/π_ref) (backups.kl_terms: no cancellation, 0 exactly at π = π_ref)."""
     S, A = R.shape
     for s in range(S):
         v[s] = 0.0
         for t in range(S):
             M[s, t] = 0.0
         M[s, s] = 1.0
+        kl = 0.0
         for a in range(A):
             p = pol[s, a]
+            if beta > 0.0:
+                kl += _kl_term(p, ref[s, a], log_ref[s, a])
             if p > 0.0:
-                lp = math.log(p)
-                v[s] += p * (R[s, a] - beta * (lp - log_ref[s, a]) - temp * lp)
+                v[s] += p * (R[s, a] - temp * math.log(p))
                 gp = g * p
                 for t in range(S):
                     M[s, t] -= gp * P[s, a, t]
+        v[s] -= beta * kl
     _lu_solve_inplace(M, v)
 
 
@@ -166,14 +161,14 @@ def _evaluate_deterministic(P, R, g, act, v, M):
 
 
 @numba.njit(parallel=True, cache=True)
-def _solve_batch_kernel(P, R, gammas, temp, beta, log_ref, use_pi, tol, max_iter, q, v, pol, res, its, conv):
+def _solve_batch_kernel(P, R, gammas, temp, beta, log_ref, ref, extra, use_pi, tol, max_iter, q, v, pol, res, its, conv):
     B, S, A, _ = P.shape
     lam = temp + beta
     c = beta / lam if lam > 0 else 0.0
     eps = 2.220446049250313e-16
     for b in numba.prange(B):
         g = gammas[b]
-        Pb, Rb, lr = P[b], R[b], log_ref[b]
+        Pb, Rb, lr, rf = P[b], R[b], log_ref[b], ref[b]
         qb = q[b]
         vb = v[b]
         pb = pol[b]
@@ -184,7 +179,9 @@ def _solve_batch_kernel(P, R, gammas, temp, beta, log_ref, use_pi, tol, max_iter
         for s in range(S):
             for a in range(A):
                 rmax = max(rmax, abs(Rb[s, a]))
-        floor = 64.0 * eps * ((rmax + lam * math.log(A) + 50.0 * beta) / (1.0 - g) + 1.0)
+        # round-off floor of |V|: KL values stay within max|r|/(1−γ) for every β (the backup is exact);
+        # entropy adds τ log A per step, entropy + KL also β max|log π_ref| (``extra``, per step)
+        floor = 64.0 * eps * ((rmax + extra) / (1.0 - g) + 1.0)
         it = 0
         done = False
         r_last = np.inf
@@ -222,13 +219,13 @@ def _solve_batch_kernel(P, R, gammas, temp, beta, log_ref, use_pi, tol, max_iter
             for s in range(S):
                 for a in range(A):
                     qb[s, a] = Rb[s, a]
-            _value_and_policy(qb, lam, c, lr, tv, pb)
+            _value_and_policy(qb, lam, c, lr, rf, tv, pb)
             thr = max(tol * (1.0 - g), floor)
             while it < max_iter:
-                _evaluate(Pb, Rb, g, pb, temp, beta, lr, vb, M)
+                _evaluate(Pb, Rb, g, pb, temp, beta, lr, rf, vb, M)
                 it += 1
                 _q_of_v(Pb, Rb, g, vb, qb)
-                _value_and_policy(qb, lam, c, lr, tv, pb)
+                _value_and_policy(qb, lam, c, lr, rf, tv, pb)
                 r_last = 0.0
                 for s in range(S):
                     r_last = max(r_last, abs(tv[s] - vb[s]))
@@ -240,7 +237,7 @@ def _solve_batch_kernel(P, R, gammas, temp, beta, log_ref, use_pi, tol, max_iter
             thr = max(thr, floor)
             while it < max_iter:
                 _q_of_v(Pb, Rb, g, vb, qb)
-                _value_and_policy(qb, lam, c, lr, tv, pb)
+                _value_and_policy(qb, lam, c, lr, rf, tv, pb)
                 it += 1
                 r_last = 0.0
                 for s in range(S):
@@ -250,7 +247,7 @@ def _solve_batch_kernel(P, R, gammas, temp, beta, log_ref, use_pi, tol, max_iter
                     done = True
                     break
         _q_of_v(Pb, Rb, g, vb, qb)
-        _value_and_policy(qb, lam, c, lr, tv, pb)
+        _value_and_policy(qb, lam, c, lr, rf, tv, pb)
         res[b] = r_last
         its[b] = it
         conv[b] = done
@@ -265,6 +262,8 @@ def solve_batch(P, R, gamma, *, temperature: Optional[float] = None, beta: Optio
     hard, entropy (τ), KL (β) or both. ``method="pi"``: policy iteration with exact evaluation
     (an S×S solve per step); ``"vi"``: value iteration with the certified stop
     ‖V_{k+1}−V_k‖∞ < tol(1−γ)/(2γ). The hard policy returned is the first argmax.
+    ``max_iter`` (an int ≥ 1) caps the iterations per MDP; an MDP that reaches it has
+    ``converged[b] = False``. Values are exact to round-off for β, τ anywhere in [1e-300, 1e300].
     """
     P = np.ascontiguousarray(P, dtype=np.float64)
     if P.ndim != 4 or P.shape[1] != P.shape[3]:
@@ -295,26 +294,33 @@ def solve_batch(P, R, gamma, *, temperature: Optional[float] = None, beta: Optio
     if method not in ("pi", "vi"):
         raise ValueError(f"method must be 'pi' or 'vi', got {method!r}")
     tol = check_positive(tol, "tol")
+    max_iter = check_int(max_iter, "max_iter")
     if bt > 0:
         if ref_policy is None:
             raise ValueError("beta needs ref_policy of shape (S, A) or (B, S, A)")
         ref = check_distribution(ref_policy, "ref_policy")
         if ref.shape == (S, A):
-            ref = np.broadcast_to(ref, (B, S, A))
+            ref = np.ascontiguousarray(np.broadcast_to(ref, (B, S, A)))
         elif ref.shape != (B, S, A):
             raise ValueError(f"ref_policy must have shape (S, A) or (B, S, A), got {ref.shape}")
+        ref = normalise_rows(ref)
         with np.errstate(divide="ignore"):
             log_ref = np.ascontiguousarray(np.log(ref))
     else:
         if ref_policy is not None:
             raise ValueError("ref_policy is only used with beta")
         log_ref = np.zeros((B, S, A))
+        ref = np.ones((B, S, A))
+    extra = t * math.log(A)
+    if t > 0 and bt > 0:
+        finite = log_ref[np.isfinite(log_ref)]
+        extra += bt * (float(np.max(np.abs(finite))) if finite.size else 0.0)
     q = np.empty((B, S, A))
     v = np.empty((B, S))
     pol = np.empty((B, S, A))
     res = np.empty(B)
     its = np.empty(B, dtype=np.int64)
     conv = np.empty(B, dtype=np.bool_)
-    _solve_batch_kernel(P, np.ascontiguousarray(R), gam, t, bt, log_ref,
-                        method == "pi", tol, int(max_iter), q, v, pol, res, its, conv)
+    _solve_batch_kernel(P, np.ascontiguousarray(R), gam, t, bt, log_ref, np.ascontiguousarray(ref), float(extra),
+                        method == "pi", tol, max_iter, q, v, pol, res, its, conv)
     return BatchSolution(q, v, pol, res, its, conv, method, bt or None, t or None)

@@ -16,9 +16,10 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .._math import logsumexp
-from .._validate import check_distribution, check_int, check_positive, check_shape
+from .._validate import check_distribution, check_int, check_positive, check_shape, normalise_rows
 from ..envs.tabular import TabularMDP
 from ..envs.token import TokenMDP, _check_tree_size
+from .krylov import solve_policy_system
 from .backups import Regulariser, bellman_backup, q_backup, tree_backward
 
 __all__ = ["Solution", "Evaluation", "solve", "evaluate", "ConvergenceWarning", "METHODS", "make_regulariser"]
@@ -121,16 +122,20 @@ def make_regulariser(env, beta, temperature, ref_policy, *, need_log_ref: bool =
                              "ref_policy=... (e.g. a uniform policy) or build the MDP with ref_policy")
         ref = check_distribution(ref, "ref_policy")
         check_shape(ref, (env.n_states, env.n_actions), "ref_policy")
+        ref = normalise_rows(ref)  # rows accepted within 1e-9 are renormalised (the backup uses Σ π_ref = 1)
         with np.errstate(divide="ignore"):
             log_ref = np.log(ref)
+        return Regulariser(t, b, log_ref, ref), None
     return Regulariser(t, b, log_ref), None
 
 
 def _value_scale(env: TabularMDP, reg: Regulariser) -> float:
-    """A priori bound on |V| used for round-off floors: (max|r| + λ log A + β max|log π_ref|)/(1−γ)."""
+    """A priori bound on the round-off scale of V: (max|r| + τ log A [+ β max|log π_ref| with both τ
+    and β])/(1−γ). Pure KL values stay within max|r|/(1−γ) for every β and the backup is exact
+    (:func:`~mdpsandbox.solvers.backups.soft_value_and_policy`), so β itself does not enter."""
     rmax = float(np.max(np.abs(env.R))) if env.R.size else 0.0
-    extra = reg.lam * math.log(env.n_actions)
-    if reg.beta > 0:
+    extra = reg.temperature * math.log(env.n_actions)
+    if reg.beta > 0 and reg.temperature > 0:
         finite = reg.log_ref[np.isfinite(reg.log_ref)]
         extra += reg.beta * (float(np.max(np.abs(finite))) if finite.size else 0.0)
     horizon = 1.0 / (1.0 - env.gamma) if env.gamma < 1 else float(env.n_states)
@@ -251,8 +256,9 @@ def _t(reg):
     return reg.temperature if reg.temperature > 0 else None
 
 
-def _evaluate_tabular(env: TabularMDP, policy: np.ndarray, reg: Regulariser):
-    """Exact regularised V^π by one linear solve (I − γP_π)V = r_π − cost_π (sparse-aware)."""
+def _evaluate_tabular(env: TabularMDP, policy: np.ndarray, reg: Regulariser, v0=None):
+    """Exact regularised V^π by one linear solve (I − γP_π)V = r_π − cost_π (sparse-aware: BiCGSTAB
+    with a certified residual for large sparse systems, warm-started at ``v0``; see solvers/krylov.py)."""
     cost, kl, ent = reg.penalty(policy)
     if not np.all(np.isfinite(cost)):
         s = int(np.argmax(~np.isfinite(cost)))
@@ -264,7 +270,7 @@ def _evaluate_tabular(env: TabularMDP, policy: np.ndarray, reg: Regulariser):
     keep = (~env.terminal).astype(np.float64)
     if sp.issparse(P_pi):
         M = sp.identity(S, format="csr") - g * sp.diags(keep) @ P_pi
-        v = spla.spsolve(M.tocsc(), r_pi)
+        v, _ = solve_policy_system(M.tocsr(), r_pi, g, x0=v0)
     else:
         M = np.multiply(P_pi, -g)  # I − γ diag(keep) P_π, built in place (no S×S temporaries)
         M[env.terminal] = 0.0
@@ -290,7 +296,7 @@ def _policy_iteration(env: TabularMDP, reg: Regulariser, tol: float, max_iter: O
     thr = tol * (1.0 - g) if g < 1 else tol
     floor = 64 * _EPS * scale
     while it < cap:
-        v, _, _ = _evaluate_tabular(env, pol, reg)
+        v, _, _ = _evaluate_tabular(env, pol, reg, v0=v if it else None)
         it += 1
         q = q_backup(env.P2, env.R, g, v)
         q[env.terminal] = 0.0
@@ -367,8 +373,11 @@ def evaluate(env: Union[TabularMDP, TokenMDP], policy, *, beta: Optional[float] 
     reg, ell = make_regulariser(env, beta, temperature, ref_policy)
     if isinstance(env, TokenMDP):
         pol = env.check_policy(policy)
-        log_ref = reg.log_ref if reg.log_ref is not None else env._ref - logsumexp(env._ref, axis=-1)[..., None]
-        cost_reg = Regulariser(reg.temperature, reg.beta, log_ref)
+        if reg.log_ref is not None and ref_policy is not None:
+            cost_reg = Regulariser(reg.temperature, reg.beta, reg.log_ref, env.check_policy(ref_policy, "ref_policy"))
+        else:  # the env's own reference, computed as TokenMDP.ref_policy does (π = π_ref gives KL = 0 exactly)
+            log_ref = env._ref - logsumexp(env._ref, axis=-1)[..., None]
+            cost_reg = Regulariser(reg.temperature, reg.beta, log_ref, np.exp(log_ref))
         cost, kl, ent = cost_reg.penalty(pol)
         if reg.beta > 0 and not np.all(np.isfinite(cost)):
             raise ValueError("policy puts mass where ref_policy is 0: KL is infinite")

@@ -27,6 +27,7 @@ from .._validate import check_distribution, check_gamma, check_int, check_positi
 from ..envs.tabular import TabularMDP
 from ..envs.token import TokenMDP, TreeTooLargeError
 from .distributional import DiscreteLaw, policy_mrp
+from .backups import SMALL_SPREAD
 from .dp import evaluate, solve
 
 __all__ = [
@@ -195,7 +196,11 @@ def qsharp_q(tree: TokenMDP, beta: float, laws: Optional[ReturnLaws] = None) -> 
     .. math:: Q^\sharp(s,a) = \beta\log E_{z\sim Z^{\pi_{ref}}(s,a)}\,e^{z/\beta}
               = \beta\,\mathrm{LSE}_k\big(\log p_k + z_k/\beta\big)
 
-    over the exact reference return law (computed stably per edge: subtract the segment max).
+    over the exact reference return law, computed per edge as
+    :math:`\bar z + \beta\log\sum_k p_k e^{(z_k-\bar z)/\beta}` with :math:`\bar z` the edge's largest
+    atom (no overflow as β → 0: the maximum return) and, when the atoms span at most β/8, as
+    :math:`\bar z + \beta\,\mathrm{log1p}(\sum_k p_k\,\mathrm{expm1}((z_k-\bar z)/\beta))` (no
+    cancellation as β → ∞: the mean return) — exact to round-off for β in [1e-300, 1e300].
     With deterministic transitions and γ = 1 it equals the KL-regularised optimum
     ``solve(tree, beta=beta).q`` (the Q♯ identity); with γ < 1 it is still computed but is *not*
     Q* in general. ``laws``: a precomputed :func:`return_distribution` of π_ref (optional).
@@ -204,12 +209,17 @@ def qsharp_q(tree: TokenMDP, beta: float, laws: Optional[ReturnLaws] = None) -> 
     beta = check_positive(beta, "beta")
     if laws is None:
         laws = return_distribution(tree)
-    x = np.log(laws.edge_probs) + laws.edge_values / beta
+    z, p = laws.edge_values, laws.edge_probs
     starts = laws.edge_offsets[:-1]
-    mx = np.maximum.reduceat(x, starts)
     sizes = np.diff(laws.edge_offsets)
-    s = np.add.reduceat(np.exp(x - np.repeat(mx, sizes)), starts)
-    return laws._shape(beta * (mx + np.log(s)), True)
+    zmax = np.maximum.reduceat(z, starts)
+    zmin = np.minimum.reduceat(z, starts)
+    with np.errstate(over="ignore", under="ignore"):
+        u = (z - np.repeat(zmax, sizes)) / beta  # ≤ 0; −inf-safe as β → 0
+        wide = beta * (np.log(np.add.reduceat(p * np.exp(u), starts)))
+        narrow = beta * np.log1p(np.add.reduceat(p * np.expm1(u), starts))
+    out = zmax + np.where((zmax - zmin) / beta <= SMALL_SPREAD, narrow, wide)
+    return laws._shape(out, True)
 
 
 def cd_policy(tree: TokenMDP, beta: float) -> np.ndarray:
@@ -219,13 +229,19 @@ def cd_policy(tree: TokenMDP, beta: float) -> np.ndarray:
 
     with :math:`Q^{\pi_{ref}}` the *unregularised* expected reward-to-go of π_ref (exact policy
     evaluation) — the wrong target (it ignores that the guided policy itself acts later).
-    Computed as softmax(log π_ref + Q/β) (stable). Returns ``(n_nodes, V)``.
+    Computed as softmax(log π_ref + (Q − max Q)/β) (stable for every β: no overflow of Q/β as
+    β → 0, where it becomes the argmax of Q^{π_ref} on supp π_ref). Returns ``(n_nodes, V)``.
     """
     beta = check_positive(beta, "beta")
     if not isinstance(tree, TokenMDP):
         raise ValueError(f"tree must be a TokenMDP, got {type(tree).__name__}")
     q_ref = evaluate(tree, tree.ref_policy).q
-    return np.exp(log_softmax(tree.log_ref_policy + q_ref / beta, axis=-1))
+    log_ref = tree.log_ref_policy
+    supp = np.isfinite(log_ref)
+    qmax = np.max(np.where(supp, q_ref, -np.inf), axis=-1, keepdims=True)
+    with np.errstate(over="ignore"):
+        u = np.where(supp, (q_ref - qmax) / beta, -np.inf)
+    return np.exp(log_softmax(log_ref + u, axis=-1))
 
 
 # ====================================================================== tabular: Jensen gap
