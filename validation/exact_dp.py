@@ -233,7 +233,7 @@ def kl_control_limits(ctx: Context, n_seeds: int, n_states: int) -> None:
                      color=f"C{i}", ls=":")
         loglog_panel(axes[1], sub["beta"], sub["ref_gap_max"], label=f"V*_β − V^π_ref, γ={g:g}", color=f"C{i}")
         loglog_panel(axes[1], sub["beta"], sub["tv_ref"], label=f"TV(π*_β, π_ref), γ={g:g}", color=f"C{i}", ls=":")
-    axes[0].set_ylim(1e-12, None)
+    axes[0].set_ylim(1e-12, 1e2)
     axes[0].set_title("β → 0: hard optimum on supp π_ref (slope 1)")
     axes[1].set_title("β → ∞: reference policy (slope −1)")
     for ax in axes:
