@@ -209,3 +209,41 @@ def test_bad_input_is_refused_before_work():
         gauss_seidel_vi(_cliff())
     with pytest.raises(ValueError, match="aperiodicity"):
         relative_value_iteration(mdp, aperiodicity=0)
+
+
+@settings(deadline=None, max_examples=25)
+@given(tabular_mdps(max_states=6, max_actions=3, gamma=st.sampled_from([0.5, 0.9, 0.99]), sparse=None))
+def test_solve_front_door_methods_agree_and_warm_starts_are_fixed_points(mdp):
+    exact = ms.solve(mdp, method="pi")
+    scale = 1 + np.abs(exact.v).max()
+    for method in ("mpi", "gauss-seidel", "lp", "vi"):
+        sol = ms.solve(mdp, method=method, tol=1e-10 * scale)
+        np.testing.assert_allclose(sol.v, exact.v, atol=1e-9 * scale)
+        # started at V*, every iterative method stops after one sweep with V*
+        warm = ms.solve(mdp, method=method, tol=1e-10 * scale, v0=exact.v)
+        if method != "lp":
+            assert warm.iterations == 1
+        np.testing.assert_allclose(warm.v, exact.v, atol=1e-9 * scale)
+    assert ms.solve(mdp, method="pi", policy0=exact.policy).iterations == 1
+
+
+@settings(deadline=None, max_examples=25)
+@given(tabular_mdps(max_states=5, max_actions=3, gamma=st.sampled_from([0.0, 0.5, 0.9, 0.99]), sparse=None),
+       st.integers(1, 6), st.sampled_from([None, 0.3]))
+def test_finite_horizon_with_terminal_value_v_star_returns_v_star(mdp, H, tau):
+    # T^H V* = V*: backward induction from the infinite-horizon optimum reproduces it at every stage
+    exact = ms.solve(mdp, method="pi", temperature=tau, tol=1e-11)
+    fin = ms.solve(mdp, horizon=H, temperature=tau, terminal_value=exact.v)
+    np.testing.assert_allclose(fin.v, np.broadcast_to(exact.v, fin.v.shape), atol=1e-8 * (1 + np.abs(exact.v).max()))
+
+
+def test_gamma_one_episodic_task_solves_as_ssp_through_solve():
+    mdp = _cliff()
+    assert ms.solve(mdp).v[36] == pytest.approx(-13.0)
+    assert ms.solve(mdp, method="lp").v[36] == pytest.approx(-13.0)
+    with pytest.raises(ValueError, match="gamma = 1 requires"):
+        ms.solve(mdp, temperature=0.1)          # regularised SSP: refused, not invented
+    with pytest.raises(ValueError, match="hard control only"):
+        ms.solve(mdp, method="lp", temperature=0.1)
+    with pytest.raises(ValueError, match="terminal_value"):
+        ms.solve(ms.garnet(4, 2, 2, seed=0), terminal_value=np.zeros(4))

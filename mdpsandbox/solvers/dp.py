@@ -24,7 +24,7 @@ from .backups import Regulariser, bellman_backup, q_backup, tree_backward
 
 __all__ = ["Solution", "Evaluation", "solve", "evaluate", "ConvergenceWarning", "METHODS", "make_regulariser"]
 
-METHODS = ("auto", "vi", "pi", "backward")
+METHODS = ("auto", "vi", "pi", "backward", "mpi", "gauss-seidel", "lp", "ssp")
 _EPS = np.finfo(np.float64).eps
 
 
@@ -145,7 +145,8 @@ def _value_scale(env: TabularMDP, reg: Regulariser) -> float:
 # ---------------------------------------------------------------------- front door
 def solve(env: Union[TabularMDP, TokenMDP], *, beta: Optional[float] = None,
           temperature: Optional[float] = None, ref_policy=None, method: str = "auto",
-          tol: float = 1e-9, max_iter: Optional[int] = None, horizon: Optional[int] = None) -> Solution:
+          tol: float = 1e-9, max_iter: Optional[int] = None, horizon: Optional[int] = None,
+          v0=None, policy0=None, terminal_value=None) -> Solution:
     r"""Solve ``env`` exactly.
 
     No regulariser: hard control :math:`V^* = \max_a Q^*`. ``temperature=τ``: entropy-regularised
@@ -163,6 +164,13 @@ def solve(env: Union[TabularMDP, TokenMDP], *, beta: Optional[float] = None,
     max_iter : cap for iterative methods (default: the a-priori count the contraction guarantees);
         reaching it returns ``converged=False`` and warns — never a silent cap.
     horizon : finite-horizon problem for a TabularMDP (backward induction; allows γ = 1).
+    v0 : warm start ``(S,)`` — VI / MPI / Gauss–Seidel start from it; PI starts from its greedy policy.
+    policy0 : warm start ``(S, A)`` for PI (hard control: its argmax actions).
+    terminal_value : ``(S,)`` value V_H after the last stage of a finite-horizon problem (default 0).
+    Other methods (docs/math.md §14, :mod:`mdpsandbox.solvers.classic`): ``"mpi"`` (modified PI),
+    ``"gauss-seidel"``, ``"lp"`` (hard control, HiGHS), ``"ssp"`` (hard control at γ = 1 when improper
+    policies exist but have value −∞). ``"auto"`` at γ = 1 with improper policies and hard control
+    solves the stochastic shortest path (it raises if the SSP conditions fail).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -192,9 +200,44 @@ def solve(env: Union[TabularMDP, TokenMDP], *, beta: Optional[float] = None,
         horizon = check_int(horizon, "horizon")
         if method not in ("auto", "backward"):
             raise ValueError(f"a finite horizon is solved by backward induction; method={method!r} is not available")
-        return _backward_tabular(env, reg, horizon)
+        vT = None
+        if terminal_value is not None:
+            vT = np.array(terminal_value, dtype=np.float64, copy=True)
+            check_shape(vT, (env.n_states,), "terminal_value")
+            if not np.all(np.isfinite(vT)):
+                raise ValueError("terminal_value must be finite")
+            vT[env.terminal] = 0.0
+        return _backward_tabular(env, reg, horizon, vT)
+    if terminal_value is not None:
+        raise ValueError("terminal_value is the value after stage H of a finite-horizon problem: pass horizon=H")
     if method == "backward":
         raise ValueError("method='backward' on a TabularMDP needs horizon=H")
+    if v0 is not None:
+        v0 = np.array(v0, dtype=np.float64, copy=True)
+        check_shape(v0, (env.n_states,), "v0")
+        if not np.all(np.isfinite(v0)):
+            raise ValueError("v0 must be finite")
+    if policy0 is not None:
+        policy0 = check_distribution(policy0, "policy0")
+        check_shape(policy0, (env.n_states, env.n_actions), "policy0")
+    if method in ("mpi", "gauss-seidel", "lp", "ssp"):
+        from . import classic
+
+        if method in ("lp", "ssp") and not reg.is_hard:
+            raise ValueError(f"method={method!r} solves hard control only (no beta/temperature)")
+        if method == "mpi":
+            return classic.modified_policy_iteration(env, beta=beta, temperature=temperature, ref_policy=ref_policy,
+                                                     tol=tol, max_iter=max_iter, v0=v0)
+        if method == "gauss-seidel":
+            return classic.gauss_seidel_vi(env, beta=beta, temperature=temperature, ref_policy=ref_policy, tol=tol,
+                                           max_iter=max_iter, v0=v0)
+        if method == "lp":
+            return classic.solve_lp(env)
+        return classic.solve_ssp(env)
+    if method == "auto" and env.gamma == 1.0 and not env.has_proper_policies and reg.is_hard:
+        from . import classic
+
+        return classic.solve_ssp(env)   # episodic task at γ = 1: stochastic shortest path (raises if ill-posed)
     env.check_solvable()
     if method == "auto":
         # PI near γ = 1, and whenever VI could not certify tol above float64 round-off (e.g. β, τ ~ 1e8)
@@ -202,8 +245,12 @@ def solve(env: Union[TabularMDP, TokenMDP], *, beta: Optional[float] = None,
         vi_too_fine = 0 < g < 1 and tol * (1 - g) / (2 * g) < 16 * _EPS * _value_scale(env, reg)
         method = "pi" if g >= 0.9 or vi_too_fine else "vi"
     if method == "vi":
-        return _value_iteration(env, reg, tol, max_iter)
-    return _policy_iteration(env, reg, tol, max_iter)
+        return _value_iteration(env, reg, tol, max_iter, v0)
+    if policy0 is None and v0 is not None:
+        q0 = q_backup(env.P2, env.R, env.gamma, v0)
+        q0[env.terminal] = 0.0
+        policy0 = reg.policy(q0)
+    return _policy_iteration(env, reg, tol, max_iter, policy0)
 
 
 def _finish(env: TabularMDP, reg: Regulariser, v: np.ndarray):
@@ -213,7 +260,7 @@ def _finish(env: TabularMDP, reg: Regulariser, v: np.ndarray):
     return q, reg.policy(q)
 
 
-def _value_iteration(env: TabularMDP, reg: Regulariser, tol: float, max_iter: Optional[int]) -> Solution:
+def _value_iteration(env: TabularMDP, reg: Regulariser, tol: float, max_iter: Optional[int], v0=None) -> Solution:
     g = env.gamma
     scale = _value_scale(env, reg)
     if g < 1.0:
@@ -225,7 +272,7 @@ def _value_iteration(env: TabularMDP, reg: Regulariser, tol: float, max_iter: Op
                 f"({floor:.3g}) of values up to {scale:.3g} at gamma={g}; use a larger tol or method='pi'")
     else:
         thr = tol
-    v = np.zeros(env.n_states)
+    v = np.zeros(env.n_states) if v0 is None else v0.copy()
     it, diff, cap = 0, np.inf, max_iter
     while True:
         _, v_new = bellman_backup(env.P2, env.R, g, v, reg, env.terminal)
@@ -282,15 +329,16 @@ def _evaluate_tabular(env: TabularMDP, policy: np.ndarray, reg: Regulariser, v0=
     return v, kl, ent
 
 
-def _policy_iteration(env: TabularMDP, reg: Regulariser, tol: float, max_iter: Optional[int]) -> Solution:
+def _policy_iteration(env: TabularMDP, reg: Regulariser, tol: float, max_iter: Optional[int],
+                      policy0=None) -> Solution:
     g = env.gamma
     cap = max_iter or 10_000
     S, A = env.n_states, env.n_actions
     if reg.is_hard:
-        act = np.argmax(env.R, axis=1)
+        act = np.argmax(env.R if policy0 is None else policy0, axis=1)
         pol = np.eye(A)[act]
     else:
-        pol = reg.policy(env.R.copy())
+        pol = reg.policy(env.R.copy()) if policy0 is None else policy0
     it, converged = 0, False
     scale = _value_scale(env, reg)
     thr = tol * (1.0 - g) if g < 1 else tol
@@ -328,10 +376,10 @@ def _policy_iteration(env: TabularMDP, reg: Regulariser, tol: float, max_iter: O
     return Solution(q, v, pol_out, res, it, converged, "pi", _b(reg), _t(reg), bound, float(env.initial @ v), tol)
 
 
-def _backward_tabular(env: TabularMDP, reg: Regulariser, H: int) -> Solution:
+def _backward_tabular(env: TabularMDP, reg: Regulariser, H: int, terminal_value=None) -> Solution:
     S, A = env.n_states, env.n_actions
     qs, vs, ps = np.zeros((H, S, A)), np.zeros((H, S)), np.zeros((H, S, A))
-    v = np.zeros(S)
+    v = np.zeros(S) if terminal_value is None else terminal_value
     for t in range(H - 1, -1, -1):
         q, v = bellman_backup(env.P2, env.R, env.gamma, v, reg, env.terminal)
         qs[t], vs[t], ps[t] = q, v, reg.policy(q)
