@@ -313,13 +313,14 @@ def _multistep_settings(horizon: int, budget_full: int, budget_sample: int, budg
 @claim(id="shiq_multistep", title="Multi-step ShiQ vs one-step L3 on a sparse reward: faster with SGD, not with Adam",
        statement="On a sparse terminal-reward tree the multi-step ShiQ loss Σ_t(Σ_{k≥t} γ^{k−t}δ_k)² reaches g* = "
                  "ℓ_ref + Q*/β in markedly fewer updates than one-step L3 (Clavier et al. 2025, ShiQ, multi-step "
-                 "consistency). Measured: true with plain SGD (full batch, and ≥10× lower final error on sampled "
-                 "minibatches, also against L3 at lr·H), NOT with full-batch Adam (comparable update counts); L2 "
-                 "never reaches 1e-3 because of the per-node offsets.",
+                 "consistency). Measured: true with plain SGD — after the same number of updates ShiQ's max logit "
+                 "error is ≥10× below L3's, full batch and sampled minibatches, also when L3 gets lr·H — but NOT "
+                 "with full-batch Adam (both reach 1e-3 in comparable update counts); L2 at the same lr never "
+                 "reaches 1e-3 because of the per-node offsets.",
        citation="Clavier et al. (2025) ShiQ: Bringing back Bellman to LLMs; docs/math.md §5", topic=TOPIC,
-       assertions=("l2_never_reaches", "adam_no_marked_speedup", "sgd_full_shiq_reaches", "sgd_full_l3_does_not",
+       assertions=("l2_never_reaches", "adam_no_marked_speedup", "sgd_full_shiq_reaches", "sgd_full_shiq_10x_lower",
                    "sgd_sample_shiq_10x_lower"),
-       sizes={"quick": dict(horizon=4, budget_full=1500, budget_sample=600, budget_adam=300),
+       sizes={"quick": dict(horizon=3, budget_full=400, budget_sample=400, budget_adam=200),
               "full": dict(horizon=6, budget_full=6000, budget_sample=3000, budget_adam=400)})
 def shiq_multistep(ctx: Context, horizon, budget_full, budget_sample, budget_adam) -> None:
     from mdpsandbox.sweeps import Sweep
@@ -336,22 +337,19 @@ def shiq_multistep(ctx: Context, horizon, budget_full, budget_sample, budget_ada
 
     df = pd.concat(rows, ignore_index=True)
     t = {(r["setting"], r["alg"]): r for _, r in df.iterrows()}
-    l2 = df[df["alg"] == "shiq_l2"]
-    ctx.check("l2_never_reaches", measured=float(l2["final"].min()), threshold=1e-3, op=">",
-              note="min over settings of L2's final max logit error (it never reaches 1e-3)")
+    same_lr = df[(df["alg"] == "shiq_l2") & ~df["setting"].str.endswith("lrH")]
+    ctx.check("l2_never_reaches", measured=float(same_lr["final"].min()), threshold=1e-3, op=">",
+              note="min over the adam-full, sgd-full, sgd-sample settings of L2's final max logit error")
     a, b = t["adam-full", "shiq"]["to_tight"], t["adam-full", "shiq_l3"]["to_tight"]
     ratio = (b / a) if a > 0 and b > 0 else float("nan")
     ctx.check("adam_no_marked_speedup", measured=ratio, threshold=2.0, op="<",
-              note="full-batch Adam: (L3 updates to 1e-3) / (ShiQ updates to 1e-3); both must reach it")
+              note="full-batch Adam: (L3 updates to 1e-3) / (ShiQ updates to 1e-3); NaN (fails) unless both reach it")
     ctx.check("sgd_full_shiq_reaches", measured=float(t["sgd-full", "shiq"]["final"]), threshold=1e-3, op="<",
               note=f"ShiQ's final error after {budget_full} full-batch SGD updates (lr 3)")
-    l3_best = min(t["sgd-full", "shiq_l3"]["final"], t["sgd-full-lrH", "shiq_l3"]["final"])
-    ctx.check("sgd_full_l3_does_not", measured=float(l3_best), threshold=1e-3, op=">",
-              note="L3's final error with the same budget, at lr 3 and at lr 3·H (min of the two)")
-    shiq_final = t["sgd-sample", "shiq"]["final"]
-    worst = min(t["sgd-sample", "shiq_l3"]["final"], t["sgd-sample-lrH", "shiq_l3"]["final"]) / shiq_final
-    ctx.check("sgd_sample_shiq_10x_lower", measured=float(worst), threshold=10.0, op=">=",
-              note="sampled minibatches, SGD: min over L3 at lr, lr·H of L3 final / ShiQ final")
+    for name, setting in (("sgd_full_shiq_10x_lower", "sgd-full"), ("sgd_sample_shiq_10x_lower", "sgd-sample")):
+        l3 = min(t[setting, "shiq_l3"]["final"], t[setting + "-lrH", "shiq_l3"]["final"])
+        ctx.check(name, measured=float(l3 / t[setting, "shiq"]["final"]), threshold=10.0, op=">=",
+                  note=f"{setting}: min over L3 at lr 3 and 3·H of (L3 final error) / (ShiQ final error)")
     for (setting, alg), r in t.items():
         ctx.record(f"{setting}_{alg}_final", float(r["final"]))
         ctx.record(f"{setting}_{alg}_to_1e-3", int(r["to_tight"]))
