@@ -378,3 +378,51 @@ def test_readme_claims_table_matches_the_registry():
         pytest.skip("README has no 'Theory claims' table yet (paste `mdpsandbox validate --list --markdown`)")
     expected = _readme_table("## Theory claims\n" + markdown_table(discover()))
     assert rows == expected, "README's Theory claims table is stale: regenerate with `mdpsandbox validate --list --markdown`"
+
+
+TOY_SWEEP = '''
+import os
+from pathlib import Path
+from mdpsandbox.claims import claim
+
+
+def square_cell(*, x, tag):
+    with open(Path(os.environ["TOY_COUNTER_DIR"]) / "cells", "a") as f:
+        f.write("x")
+    return dict(y=float(x) ** 2)
+
+
+@claim(id="toy_sweep", title="a claim whose experiment is a sweep", statement="x² ≥ 0", citation="none",
+       topic="toy", assertions=("nonnegative",), sizes={"quick": dict(n=4), "full": dict(n=6)})
+def toy_sweep(ctx, n):
+    from mdpsandbox.sweeps import Sweep
+
+    df = ctx.sweep("grid", Sweep(task=square_cell, axes={"x": list(range(n))}, fixed={"tag": "t"}))
+    if os.environ.get("TOY_INTERRUPT") and Path(os.environ["TOY_INTERRUPT"]).exists():
+        raise KeyboardInterrupt  # after the sweep finished, before the claim did
+    ctx.check("nonnegative", measured=float(df["y"].min()), threshold=0.0, op=">=")
+    ctx.record("cells", len(df))
+'''
+
+
+def test_sweep_cells_of_an_interrupted_claim_are_not_recomputed(tmp_path, monkeypatch, clean_registry):
+    d = tmp_path / "toysweeps"
+    d.mkdir()
+    (d / "toy_sweep.py").write_text(TOY_SWEEP)
+    counters = tmp_path / "counters"
+    counters.mkdir()
+    monkeypatch.setenv("TOY_COUNTER_DIR", str(counters))
+    flag = tmp_path / "interrupt"
+    flag.touch()
+    monkeypatch.setenv("TOY_INTERRUPT", str(flag))
+    out = tmp_path / "rep"
+    with pytest.raises(KeyboardInterrupt):
+        run_claims(discover(d), out=out, progress=False)
+    assert len((counters / "cells").read_text()) == 4
+    assert list((out / "toy_sweep" / "sweeps").iterdir())  # the sweep lives in the claim's directory
+    flag.unlink()
+    res = run_claims(discover(d), out=out, progress=False)
+    assert res[0]["verdict"] == "pass" and res[0]["records"] == {"cells": 4}
+    assert len((counters / "cells").read_text()) == 4  # every cell reused
+    run_claims(discover(d), out=out, size="full", progress=False)  # a different grid: its own sweep directory
+    assert len((counters / "cells").read_text()) == 10
