@@ -215,20 +215,35 @@ def _solve_potential(P2, S, A, gamma, term, w, rhs) -> np.ndarray:
     Pw = D @ (P2 if sp.issparse(P2) else sp.csr_matrix(P2))
     M = (sp.identity(S, format="csr") - gamma * Pw).tocsr()[live][:, live]
     phi = np.zeros(S)
-    if live.size:
-        if live.size <= 2000:
-            Md = M.toarray()
-            cond = np.linalg.cond(Md)
-            if not np.isfinite(cond) or cond > 1e14:
-                raise ValueError("the normalisation does not identify the potential: I − γP_anchor is singular "
-                                 "(γ = 1 and the anchor actions do not reach a terminal state w.p. 1)")
-            phi[live] = np.linalg.solve(Md, rhs[live])
-        else:
-            x = spla.spsolve(M.tocsc(), rhs[live])
-            if not np.all(np.isfinite(x)):
-                raise ValueError("the normalisation does not identify the potential: I − γP_anchor is singular")
-            phi[live] = x
+    if not live.size:
+        return phi
+    if gamma == 1.0 and not _absorbed_surely(Pw, term):
+        raise ValueError("the normalisation does not identify the potential: I − γP_anchor is singular "
+                         "(γ = 1 and the anchor actions do not reach a terminal state w.p. 1)")
+    # γ < 1 (or absorption w.p. 1): I − γP_w restricted to live states is a non-singular M-matrix
+    if live.size <= 2000:
+        phi[live] = np.linalg.solve(M.toarray(), rhs[live])
+    else:
+        phi[live] = spla.spsolve(M.tocsc(), rhs[live])
     return phi
+
+
+def _absorbed_surely(Pw, term: np.ndarray) -> bool:
+    """True iff the Markov chain P_w reaches the terminal set w.p. 1 from every state (finite chain:
+    iff every state has a path to a terminal state on the support graph)."""
+    if not term.any():
+        return False
+    from scipy.sparse.csgraph import breadth_first_order
+
+    G = sp.csr_matrix(Pw > 0, dtype=np.int8).T.tocsr()  # reversed edges
+    n = G.shape[0]
+    sink = n  # super-source joined to every terminal state
+    extra = sp.csr_matrix((np.ones(int(term.sum()), np.int8), (np.zeros(int(term.sum()), int), np.flatnonzero(term))),
+                          shape=(1, n))
+    G2 = sp.vstack([sp.hstack([G, sp.csr_matrix((n, 1), dtype=np.int8)]),
+                    sp.hstack([extra, sp.csr_matrix((1, 1), dtype=np.int8)])]).tocsr()
+    seen = breadth_first_order(G2, sink, directed=True, return_predecessors=False)
+    return seen.size == n + 1
 
 
 def normalized_reward(policy, P, gamma, temperature, *, anchor: Union[int, str, np.ndarray] = 0,

@@ -66,7 +66,8 @@ class TransferProblem:
 
     ``source`` / ``target``: :class:`TabularMDP` (P, γ, μ0; their R is ``reward``);
     ``tau_source`` / ``tau_target``: entropy temperatures; ``anchor``: the shared normalisation
-    (see :func:`~mdpsandbox.irl.identifiability.normalized_reward`).
+    (see :func:`~mdpsandbox.irl.identifiability.normalized_reward`); ``tol``: the exact solves'
+    tolerance (‖v − v*‖∞ ≤ tol, soft policy iteration).
     """
 
     source: TabularMDP
@@ -74,6 +75,7 @@ class TransferProblem:
     tau_source: float
     tau_target: float
     anchor: object = 0
+    tol: float = 1e-11
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -91,13 +93,13 @@ class TransferProblem:
     def source_solution(self):
         """Soft-optimal solution of the source (the expert)."""
         if "src" not in self._cache:
-            self._cache["src"] = solve(self.source, temperature=self.tau_source, method="pi", tol=1e-12)
+            self._cache["src"] = solve(self.source, temperature=self.tau_source, method="pi", tol=self.tol)
         return self._cache["src"]
 
     def target_solution(self):
         """Soft-optimal solution of the target for the true reward (π*_T, q*_T)."""
         if "tgt" not in self._cache:
-            self._cache["tgt"] = solve(self.target, temperature=self.tau_target, method="pi", tol=1e-12)
+            self._cache["tgt"] = solve(self.target, temperature=self.tau_target, method="pi", tol=self.tol)
         return self._cache["tgt"]
 
     def target_hard_solution(self):
@@ -274,7 +276,7 @@ def sequential_tabular(problem: TransferProblem, source_policy) -> TransferEstim
     src, tgt = problem.source, problem.target
     r = normalized_reward(p, src, src.gamma, problem.tau_source, anchor=problem.anchor)
     sol = solve(TabularMDP(tgt.P, r, tgt.gamma, terminal=tgt.terminal, initial=tgt.initial),
-                temperature=problem.tau_target, method="pi", tol=1e-12)
+                temperature=problem.tau_target, method="pi", tol=problem.tol)
     return TransferEstimate(sol.policy, sol.q, r, 0.0, _target_residual(problem, r, sol.q), "sequential_tabular",
                             sol.iterations, sol.converged)
 
@@ -483,7 +485,7 @@ def sequential_linear(problem: TransferProblem, source_policy, reward_features, 
         r = (L.phi_full @ theta).reshape(problem.n_states, problem.n_actions)
         tgt = problem.target
         sol = solve(TabularMDP(tgt.P, r, tgt.gamma, terminal=tgt.terminal, initial=tgt.initial),
-                    temperature=problem.tau_target, method="pi", tol=1e-12)
+                    temperature=problem.tau_target, method="pi", tol=problem.tol)
         return _estimate_from(problem, L, theta, alpha, sol.q.ravel(), "sequential_linear", sol.iterations,
                               sol.converged)
     fit = _fit_target(problem, L, theta, beta0, tol)
@@ -570,31 +572,34 @@ def transfer_metrics(problem: TransferProblem, estimate: TransferEstimate) -> di
 # ---------------------------------------------------------------------- sweep task
 def _problem_for(env: str, n_states: int, n_actions: int, gamma: float, temperature: float, epsilon: float,
                  delta_gamma: float, delta_tau: float, env_seed: int, diabetes_source: float,
-                 diabetes_target: float) -> TransferProblem:
+                 diabetes_target: float, normalize: bool = True) -> TransferProblem:
     if env == "garnet":
         from ..envs.generators import garnet
 
         base = garnet(n_states, n_actions, min(3, n_states), gamma=gamma, seed=env_seed)
         return shifted_problem(base, temperature=temperature, epsilon=epsilon, delta_gamma=delta_gamma,
-                               delta_tau=delta_tau, seed=env_seed + 1)
+                               delta_tau=delta_tau, seed=env_seed + 1, normalize=normalize)
     if env == "sepsis":
         from ..envs.sepsis import sepsis_mdp
 
         src = sepsis_mdp(diabetes_source, gamma=gamma)
         tgt = sepsis_mdp(diabetes_target, gamma=min(1.0, gamma + delta_gamma))
-        return transfer_problem(src, tgt, tau_source=temperature, tau_target=temperature + delta_tau)
+        return transfer_problem(src, tgt, tau_source=temperature, tau_target=temperature + delta_tau,
+                                normalize=normalize)
     raise ValueError(f"env must be 'garnet' or 'sepsis', got {env!r}")
 
 
 def transfer_task(*, estimator: str = "sequential", n_demos: int = 0, horizon: int = 50, env: str = "garnet",
                   n_states: int = 10, n_actions: int = 3, gamma: float = 0.9, temperature: float = 1.0,
                   epsilon: float = 0.0, delta_gamma: float = 0.0, delta_tau: float = 0.0, env_seed: int = 0,
-                  diabetes_source: float = 0.2, diabetes_target: float = 0.8, prior: float = 1.0, seed: int = 0,
-                  cell_seed: Optional[int] = None) -> dict:
+                  diabetes_source: float = 0.2, diabetes_target: float = 0.8, prior: float = 1.0,
+                  normalize: bool = True, seed: int = 0, cell_seed: Optional[int] = None) -> dict:
     """Sweep task (module-level, scalar metrics): build a source/target problem, estimate π̂_S from
     ``n_demos`` expert demonstrations of ``horizon`` steps (0 = the exact expert policy) with
     :func:`bc_policy`, run ``estimator`` ∈ {"bc", "sequential", "coupled"} (tabular plug-in) and
-    return :func:`transfer_metrics` plus ``n_demos``. Use as ``Sweep(task="irl_transfer", ...)``
+    return :func:`transfer_metrics`. ``normalize``: see :func:`transfer_problem`
+    (False keeps the environment's own reward as the truth, so sequential transfer carries the
+    shaping bias of the normalisation). Use as ``Sweep(task="irl_transfer", ...)``
     (registered by ``validation/irl.py``) or ``task="mdpsandbox.irl.transfer:transfer_task"``."""
     if estimator not in ("bc", "sequential", "coupled"):
         raise ValueError(f"estimator must be 'bc', 'sequential' or 'coupled', got {estimator!r}")
@@ -602,7 +607,7 @@ def transfer_task(*, estimator: str = "sequential", n_demos: int = 0, horizon: i
     if n_demos < 0:
         raise ValueError(f"n_demos must be >= 0, got {n_demos}")
     prob = _problem_for(env, n_states, n_actions, gamma, temperature, epsilon, delta_gamma, delta_tau, env_seed,
-                        diabetes_source, diabetes_target)
+                        diabetes_source, diabetes_target, normalize)
     expert = prob.source_solution().policy
     if n_demos == 0:
         pi_hat = expert
@@ -618,6 +623,4 @@ def transfer_task(*, estimator: str = "sequential", n_demos: int = 0, horizon: i
         pi_hat[prob.source.terminal] = 1.0 / A
     est = {"bc": behaviour_cloning, "sequential": sequential_tabular, "coupled": coupled_tabular}[estimator](
         prob, pi_hat)
-    out = transfer_metrics(prob, est)
-    out["n_demos"] = n_demos
-    return out
+    return transfer_metrics(prob, est)
