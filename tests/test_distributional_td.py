@@ -197,3 +197,71 @@ def test_bad_input_names_the_argument():
         dtd.categorical_td(P, r, GAMMA, ATOMS, parametrisation="floor-ceil")
     with pytest.raises(ValueError, match="y must lie inside"):
         dtd.hl_gauss_target(np.array([5.0]), EDGES, SIGMA)
+
+
+# ---------------------------------------------------------------------- default schedules (one source)
+def _plugin_and_td_errors(seed, gamma, parametrisation="probs", config=None):
+    from mdpsandbox.solvers.distributional import default_atoms
+
+    P, r = small_mrp(seed)
+    z = default_atoms(r, gamma, 51)
+    fp = categorical_fixed_point(P, r, gamma, z)
+    res = dtd.categorical_td(P, r, gamma, z, parametrisation=parametrisation,
+                             config=config if config is not None else dtd.TDConfig(seed=seed))
+    # the plug-in (model-based) estimate from the very same sampled next states
+    plug = categorical_fixed_point(res.empirical_P, r, gamma, z)
+    err = np.max(wasserstein1(Categorical(z, res.estimate), fp))
+    return err, np.max(wasserstein1(plug, fp)), z[-1] - z[0]
+
+
+@pytest.mark.parametrize("gamma", [0.8, 0.9, 0.99])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_c51_default_schedule_reaches_fixed_point_at_gamma_0_99(gamma, seed):
+    """Categorical TD with its default schedule (rescaled linear steps + Polyak averaging) ends within
+    a small factor of the plug-in DCFP estimate from the same samples, up to γ = 0.99 (observed
+    ratios 0.2–3.8 over seeds 0–4)."""
+    err, plug, span = _plugin_and_td_errors(seed, gamma)
+    assert err <= 4.0 * plug + 2e-4 * span, (err, plug)
+
+
+def test_one_over_k_schedule_without_averaging_stalls_at_gamma_0_99():
+    # negative control for the test above: the old default (α_k = 1/(k+1), no averaging)
+    old = dtd.TDConfig(schedule="power", lr=1.0, lr_power=1.0, average_from=1.0, seed=0)
+    err, plug, _ = _plugin_and_td_errors(0, 0.99, config=old)
+    assert err > 20 * plug
+
+
+@pytest.mark.parametrize("gamma", [0.8, 0.9])
+def test_c51_logit_step_default_reaches_fixed_point_at_gamma_0_9(gamma):
+    # the cross-entropy step on logits moves p_i by ≈ α p_i(1 − p_i): its default converges more slowly
+    # (observed within 10.4× of the plug-in at γ ≤ 0.9 over seeds 0–4, 4–77× at γ = 0.99)
+    for seed in (0, 1):
+        err, plug, span = _plugin_and_td_errors(seed, gamma, "logits")
+        assert err <= 6.0 * plug + 2e-4 * span, (seed, err, plug)
+
+
+def test_tdconfig_fields_left_none_take_the_one_default():
+    for kind in ("probs", "logits", "quantile"):
+        cfg = dtd.resolve_config(dtd.TDConfig(seed=1), kind)
+        assert cfg == dataclasses.replace(dtd.DEFAULT_CONFIGS[kind], seed=1)
+    P, r = small_mrp(0)
+    for par in ("probs", "logits"):
+        a = dtd.categorical_td(P, r, GAMMA, ATOMS, parametrisation=par, config=dtd.TDConfig(seed=1))
+        b = dtd.categorical_td(P, r, GAMMA, ATOMS, parametrisation=par,
+                               config=dataclasses.replace(dtd.DEFAULT_CONFIGS[par], seed=1))
+        np.testing.assert_array_equal(a.estimate, b.estimate)
+    with pytest.raises(ValueError, match="schedule"):
+        dtd.categorical_td(P, r, GAMMA, ATOMS, config=dtd.TDConfig(schedule="cosine"))
+    with pytest.raises(ValueError, match="average_from"):
+        dtd.categorical_td(P, r, GAMMA, ATOMS, config=dtd.TDConfig(average_from=1.5))
+
+
+def test_empirical_P_counts_exactly_the_drawn_next_states():
+    P, r = small_mrp(3)
+    res = dtd.categorical_td(P, r, GAMMA, ATOMS, config=dtd.TDConfig(n_iterations=250, n_next=2))
+    n = 250 * 2
+    np.testing.assert_allclose(res.empirical_P.sum(1), 1.0, atol=1e-12)
+    assert np.all(res.empirical_P * n == np.round(res.empirical_P * n))  # counts / n
+    assert np.all((res.empirical_P > 0) <= (P > 0))
+    # each entry within 5 binomial standard errors of P
+    assert np.all(np.abs(res.empirical_P - P) <= 5 * np.sqrt(P * (1 - P) / n) + 1e-12)
