@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from mdpsandbox.claims import Context, claim
+from mdpsandbox.plots import plot_return_cdfs
 from mdpsandbox.solvers.distributional import (
     Categorical,
     Quantile,
@@ -367,8 +368,8 @@ def c51_td_fixed_point(ctx: Context, seeds, n_iterations) -> None:
     ctx.check("c51_logits_w1", measured=w["logits"], threshold=0.015, op="<=", note="sup-W1(C51, η_C)")
     ctx.check("ctd_probs_w1", measured=w["probs"], threshold=0.015, op="<=", note="sup-W1(CTD, η_C)")
     ctx.check("mean_matches_value", measured=mean_err, threshold=0.015, op="<=", note="max |E η̂ − V^π|")
-    ctx.figure("c51_cdfs", _cdf_figure({"C51 (logits)": last["logits"], "CTD (probs)": last["probs"]},
-                                       last["fixed point"], "categorical TD vs η_C, state 0"))
+    ctx.figure("c51_cdfs", plot_return_cdfs({"C51 (logits)": last["logits"], "CTD (probs)": last["probs"]},
+                                            truth=last["fixed point"], title="categorical TD vs η_C (black), state 0"))
 
 
 @claim(id="qr_td_fixed_point",
@@ -397,7 +398,7 @@ def qr_td_fixed_point(ctx: Context, seeds, n_iterations) -> None:
     ctx.check("pinball_w1", measured=err[0.0], threshold=0.015, op="<=", note="sup-W1(QR, QDP) with κ = 0")
     ctx.check("huber_w1", measured=err[0.02], threshold=0.015 + 0.02, op="<=", note="sup-W1(QR-Huber, QDP), κ = 0.02")
     truth = shown.pop("truth")
-    ctx.figure("qr_cdfs", _cdf_figure(shown, truth, "quantile TD vs QDP, state 0"))
+    ctx.figure("qr_cdfs", plot_return_cdfs(shown, truth=truth, title="quantile TD vs the QDP fixed point (black), state 0"))
 
 
 @claim(id="hl_gauss_td_value",
@@ -442,20 +443,3 @@ def hl_gauss_td_value(ctx: Context, seeds, n_iterations) -> None:
     ax.set(xlabel="state", ylabel="value", title="HL-Gauss TD value vs exact V^π")
     ax.legend()
     ctx.figure("hl_gauss", fig)
-
-
-def _cdf_figure(estimates: dict, truth, title: str) -> Figure:
-    """Step CDFs of several laws of one state next to the fixed point."""
-    from mdpsandbox.solvers.distributional import as_values_probs
-
-    fig = Figure(figsize=(6, 4))
-    ax = fig.add_subplot()
-    for name, law in list(estimates.items()) + [("DP fixed point", truth)]:
-        v, p = as_values_probs(law)
-        v, p = np.asarray(v, float).ravel(), np.asarray(p, float).ravel()
-        o = np.argsort(v, kind="stable")
-        ax.step(v[o], np.cumsum(p[o]), where="post", lw=2.0 if name == "DP fixed point" else 1.2,
-                color="k" if name == "DP fixed point" else None, label=name)
-    ax.set(xlabel="return", ylabel="P(G ≤ x)", title=title)
-    ax.legend(loc="lower right")
-    return fig

@@ -14,6 +14,7 @@ from scipy.special import rel_entr
 import mdpsandbox as m
 from mdpsandbox._math import log_softmax
 from mdpsandbox.claims import Context, claim
+from mdpsandbox.plots import plot_reward_kl
 from mdpsandbox.solvers.return_laws import (
     ReturnLaws,
     cd_policy,
@@ -358,10 +359,6 @@ def qsharp_vs_cd(ctx: Context, seeds, betas, n_rounds, n_per_round, steps, n_fro
 
 
 def _reward_kl_panel(ax, points: dict, frontier: np.ndarray, title: str) -> None:
-    """Reward vs KL points next to the exact frontier (rows (J, R, KL) of π*_β)."""
-    ax.plot(frontier[:, 2], frontier[:, 1], "k-", lw=1.2, label="exact frontier (π*)")
-    for (name, pts), mk in zip(points.items(), ("o-", "s--", "x:")):
-        pts = np.asarray(pts)
-        ax.plot(pts[:, 0], pts[:, 1], mk, label=name)
-    ax.set(xlabel="KL(π ‖ π_ref)", ylabel="E_π R", title=title)
-    ax.legend(fontsize=7, loc="lower right")
+    """Reward vs KL points next to the exact frontier (rows (J, R, KL) of π*_β), with the shared helper."""
+    plot_reward_kl({k: (np.asarray(v)[:, 0], np.asarray(v)[:, 1]) for k, v in points.items()},
+                   frontier=(frontier[:, 2], frontier[:, 1]), title=title, ax=ax)
