@@ -269,3 +269,22 @@ def test_distributional_package_reexports_every_public_name():
     # private helpers the learners validate with keep their old import path
     for name in ("_check_mrp", "_check_support", "_build_operator", "_simulate"):
         assert callable(getattr(d, name))
+
+
+def test_dcfp_l1inf_bicgstab_meets_its_certified_bound_against_cdp_limit():
+    # the ℓ∞,1-stopped BiCGSTAB: true error to the CDP limit ≤ reported bound ≤ tol, for γ < 1 and
+    # both solvers, on a garnet MRP
+    import scipy.sparse as sp
+
+    from mdpsandbox import garnet
+    from mdpsandbox.solvers.distributional import categorical_fixed_point, default_atoms, sup_wasserstein1
+
+    for gamma in (0.5, 0.9, 0.99):
+        mdp = garnet(30, 1, 4, gamma=gamma, seed=3)
+        P, r = sp.csr_matrix(mdp.P2), mdp.R[:, 0]
+        z = default_atoms(r, gamma, 41)
+        ref = categorical_fixed_point(P, r, gamma, z, method="dcfp", solver="splu")
+        for solver in ("bicgstab", "gmres"):
+            fp = categorical_fixed_point(P, r, gamma, z, method="dcfp", solver=solver, tol=1e-8)
+            assert fp.converged and fp.bound <= 1e-8
+            assert sup_wasserstein1(fp, ref) <= fp.bound + 1e-12

@@ -15,6 +15,7 @@ import scipy.sparse.linalg as spla
 from ..._validate import check_finite, check_int, check_shape
 from ...envs.tabular import TabularMDP
 from ..dp import ConvergenceWarning
+from ._krylov import bicgstab_l1inf
 from .cdf_operator import _build_operator
 from .mrp import _check_mrp, _check_support, policy_mrp
 from .projection import categorical_projection, check_atoms, default_atoms
@@ -70,8 +71,10 @@ def categorical_fixed_point(P, r, gamma: float, atoms, *, method: str = "dcfp", 
       the certified sup-W1 error γ ς‖ΔF‖∞,1/(1−γ) ≤ tol.
     * ``method="dcfp"`` — direct categorical fixed point (Rowland et al. 2024, "Near-minimax-optimal
       distributional reinforcement learning with a generative model"): solve (I − M)F = b.
-      ``solver="bicgstab"`` (the "auto" default; ``"gmres"`` also available) applies M matrix-free (one sparse P @ F and one
-      block-diagonal C product per iteration) and restarts until the certified bound
+      ``solver="bicgstab"`` (the "auto" default) runs BiCGSTAB with M applied matrix-free (one sparse
+      P @ F and one block-diagonal C product per application) and stops on the certified ℓ∞,1
+      residual itself (``_krylov.bicgstab_l1inf``); ``"gmres"`` is scipy's GMRES with a 2-norm
+      target; each restarts until the certified bound
       ς‖b − (I−M)F‖∞,1/(1−γ) ≤ tol; ``solver="splu"`` factorises the sparse n(m−1) system
       (exact but suffers fill-in at large m; see benchmarks/bench_dcfp.py).
 
@@ -163,14 +166,15 @@ def categorical_fixed_point(P, r, gamma: float, atoms, *, method: str = "dcfp", 
             if res <= stop:
                 break
             rhs = bvec - A.matvec(F_flat)
-            # relative 2-norm target chosen so the ∞,1 residual lands below `stop`:
-            # max_x ‖e_x‖_1 ≤ √(m−1) max_x ‖e_x‖_2 ≤ √(m−1) ‖e‖_2 (the final check below certifies it)
-            rtol = max(min(0.5, stop / (np.sqrt(m1) * max(np.linalg.norm(rhs), 1e-300))), 1e-15)
-            if kind == "gmres":
+            if kind == "bicgstab":
+                dx, its, _status = bicgstab_l1inf(A.matvec, rhs, np.zeros(N), n, m1, 0.5 * stop, 20 * N)
+                counter["k"] += its
+            else:
+                # relative 2-norm target chosen so the ∞,1 residual lands below `stop`:
+                # max_x ‖e_x‖_1 ≤ √(m−1) max_x ‖e_x‖_2 ≤ √(m−1) ‖e‖_2 (the final check below certifies it)
+                rtol = max(min(0.5, stop / (np.sqrt(m1) * max(np.linalg.norm(rhs), 1e-300))), 1e-15)
                 dx, _info = spla.gmres(A, rhs, rtol=rtol, atol=0.0, restart=min(N, 200), maxiter=50,
                                        callback=cb, callback_type="pr_norm")
-            else:
-                dx, _info = spla.bicgstab(A, rhs, rtol=rtol, atol=0.0, maxiter=20 * N, callback=cb)
             F_flat = F_flat + dx
             res = l1inf(bvec - A.matvec(F_flat))
         iters = counter["k"]
