@@ -13,6 +13,7 @@ parameters and key-derived seed).
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from typing import Callable, Optional
@@ -77,10 +78,24 @@ def _numba_threads_started() -> bool:
         return False
 
 
+_POOLS: dict = {}
+
+
+def _shutdown_pools() -> None:
+    for ex in _POOLS.values():
+        ex.shutdown(wait=False, cancel_futures=True)
+    _POOLS.clear()
+
+
+atexit.register(_shutdown_pools)
+
+
 class Process(Serial):
-    """A process pool. ``fork`` while this process has not started numba's thread pool (fast, no
-    ``__main__`` re-import); otherwise ``forkserver`` (forking a process whose OpenMP threads run is
-    unsafe), which re-imports the main script: guard scripts with ``if __name__ == "__main__":``."""
+    """A process pool, kept alive between runs of this process (workers keep their imports and
+    numba's loaded kernels: many sweeps in one session pay the start-up once). ``fork`` while this
+    process has not started numba's thread pool (fast, no ``__main__`` re-import); otherwise
+    ``forkserver`` (forking a process whose OpenMP threads run is unsafe), which re-imports the main
+    script: guard scripts with ``if __name__ == "__main__":``."""
 
     def __init__(self, workers: Optional[int] = None, **_):
         self.n = workers or default_workers()
@@ -90,16 +105,27 @@ class Process(Serial):
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        if _numba_threads_started():
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(["mdpsandbox.sweeps.worker", "mdpsandbox.sweeps.tasks"])
-        else:
-            ctx = mp.get_context("fork")
-        self.ex = ProcessPoolExecutor(max_workers=self.n, mp_context=ctx, initializer=init_worker)
+        method = "forkserver" if _numba_threads_started() else "fork"
+        for key in [k for k in _POOLS if k[0] == self.n]:
+            ex = _POOLS[key]
+            if getattr(ex, "_broken", False) or getattr(ex, "_shutdown_thread", False):
+                _POOLS.pop(key).shutdown(wait=False, cancel_futures=True)
+            else:
+                self.ex = ex
+                return self
+        ctx = mp.get_context(method)
+        if method == "forkserver":
+            ctx.set_forkserver_preload(["mdpsandbox.sweeps.worker", "mdpsandbox.sweeps.tasks", "pyarrow.parquet"])
+        self.ex = _POOLS[(self.n, method)] = ProcessPoolExecutor(max_workers=self.n, mp_context=ctx,
+                                                                 initializer=init_worker)
         return self
 
-    def __exit__(self, *exc):
-        self.ex.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None:  # an interrupted run: do not leave its queued chunks behind
+            for key, ex in list(_POOLS.items()):
+                if ex is self.ex:
+                    _POOLS.pop(key)
+            self.ex.shutdown(wait=False, cancel_futures=True)
 
     def one(self, payload: dict) -> dict:
         return self.ex.submit(execute_chunk, payload).result()

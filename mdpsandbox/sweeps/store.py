@@ -14,7 +14,7 @@ chunk after the client died): each run writes a fresh run id under an exclusive 
 ``.worklock``; a worker writes a chunk only while holding a shared lock on ``.worklock`` *and*
 seeing its own run id in ``.run_id``. So a stale writer either finishes before the new run scans
 the directory, or sees a foreign run id and drops its chunk: every cell ends up exactly once.
-``.lock`` (exclusive for the whole run) refuses two concurrent runs into one directory.
+``.lock`` (an exclusive POSIX lock for the whole run) refuses two concurrent runs into one directory.
 """
 from __future__ import annotations
 
@@ -129,16 +129,18 @@ class RunLock:
         self.fh = None
 
     def __enter__(self):
+        # a POSIX record lock (lockf), not flock: forked pool workers do not inherit it, so workers
+        # orphaned by a killed run never keep the directory locked against the rerun
         self.fh = open(self.path, "a+")
         try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
             self.fh.close()
             raise ValueError(f"another sweep run is writing into {str(self.path.parent)!r}; wait for it to finish")
         return self
 
     def __exit__(self, *exc):
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        fcntl.lockf(self.fh, fcntl.LOCK_UN)
         self.fh.close()
 
 
