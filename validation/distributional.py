@@ -141,6 +141,7 @@ def dcfp_equals_cdp_limit(ctx: Context, seeds, n_states, n_atoms) -> None:
     ax.axhline(1e-10, color="r", ls="--", label="claimed 1e-10")
     ax.set(yscale="log", xlabel="γ", ylabel="max sup-W1(DCFP, CDP limit)", title="DCFP = CDP limit")
     ax.legend()
+    fig.tight_layout()
     ctx.figure("dcfp_vs_cdp", fig)
 
 
@@ -190,6 +191,7 @@ def dcfp_sample_rate(ctx: Context, n_states, n_atoms, ref_atoms, n_seeds, n_poin
     ax.axhline(bound, color="r", ls="--", label="ς/(2(1−γ))")
     ax.set(xlabel="samples per state N", ylabel="sup-W1 (mean over seeds)", title=f"DCFP(P̂_N), γ = {gamma}, m = {n_atoms}")
     ax.legend(fontsize=8)
+    fig.tight_layout()
     ctx.figure("sample_rate", fig)
 
 
@@ -238,6 +240,7 @@ def dcfp_atoms_vs_eps(ctx: Context, gammas, n_states, ref_atoms, n_m) -> None:
     ax.set(xlabel="ε (sup-W1 target)", ylabel="atoms m", title="atoms needed vs ε")
     ax.invert_xaxis()
     ax.legend(fontsize=8)
+    fig.tight_layout()
     ctx.figure("atoms_vs_eps", fig)
 
 
@@ -282,6 +285,7 @@ def dcfp_faster_than_cdp(ctx: Context, n_states, n_atoms, gammas) -> None:
     ax.axhline(1.0, color="gray", ls=":")
     ax.set(xlabel="1/(1 − γ)", ylabel="ratio", title="DCFP vs CDP as γ → 1")
     ax.legend()
+    fig.tight_layout()
     ctx.figure("speed", fig)
 
 
@@ -325,6 +329,7 @@ def stochastic_cdf_mean(ctx: Context, n_samples, n_atoms, gammas) -> None:
     ctx.check("sample_mean_is_return", measured=mean_gap, threshold=1e-9, op="<=", note="max |mean of sampled law − realised return|")
     ax.set(xlabel="atom z_i", ylabel="mean sampled F_i − F_C,i", title=f"{n_samples} stochastic CDF samples (±3 SE)")
     ax.legend()
+    fig.tight_layout()
     ctx.figure("cdf_mean", fig)
 
 
@@ -442,4 +447,5 @@ def hl_gauss_td_value(ctx: Context, seeds, n_iterations) -> None:
         ax.bar(x + 0.27 * (i - 1), v, width=0.27, label=k)
     ax.set(xlabel="state", ylabel="value", title="HL-Gauss TD value vs exact V^π")
     ax.legend()
+    fig.tight_layout()
     ctx.figure("hl_gauss", fig)

@@ -203,6 +203,7 @@ def gflownet_kl_control_tree(ctx: Context, seeds, vocab, horizon) -> None:
     ax.loglog(betas, np.maximum(z_err, 1e-17), "s-", label="rel. |log Z − V*/β|")
     ax.set(xlabel="β", ylabel="error", title="KL control = GFlowNet on a tree")
     ax.legend()
+    fig.tight_layout()
     ctx.figure("kl_control", fig)
 
 
@@ -257,6 +258,7 @@ def softq_dag_path_bias(ctx: Context, side, dim) -> None:
         ax.plot(p_pb[o], "--", label="soft-Q + log P_B")
         ax.set(yscale="log", xlabel="objects (sorted by R)", ylabel="probability")
         ax.legend()
+    fig.tight_layout()
     ctx.figure("hypergrid", fig)
 
 
@@ -309,6 +311,7 @@ def munchausen_power(ctx: Context, alphas, horizon, side) -> None:
     ax.plot(R[o], _normalised(lr)[o], "k-", label="R/Z")
     ax.set(xscale="log", yscale="log", xlabel="R(x)", ylabel="p(x)", title="Munchausen soft-Q: p ∝ R^{1/(1−α)} (dotted)")
     ax.legend(fontsize=8)
+    fig.tight_layout()
     ctx.figure("munchausen", fig)
 
 
@@ -356,6 +359,7 @@ def tv_floor_perfect_sampler(ctx: Context, side, n_reps) -> None:
     ax.loglog(ns, np.sum(np.sqrt(p * (1 - p))) / np.sqrt(2 * np.pi * ns), "r:", label="Σ√(p(1−p)/(2πn))")
     ax.set(xlabel="samples n", ylabel="TV(empirical, p)", title=f"TV floor of a perfect sampler ({side}² hypergrid)")
     ax.legend()
+    fig.tight_layout()
     ctx.figure("tv_floor", fig)
 
 
@@ -442,6 +446,7 @@ def gflownet_losses_exact_flows(ctx: Context, n_types, max_size, n_steps) -> Non
     ctx.check("log_flow_db_subtb", measured=max(lf.values()), threshold=1e-2, op="<=", note="max |log F̂(s) − log F(s)| (DB, SubTB)")
     ax.set(xlabel="updates (full batch)", ylabel="exact TV(p_F, R/Z)", title=f"multiset DAG ({dag.n_states} states)")
     ax.legend()
+    fig.tight_layout()
     ctx.figure("losses", fig)
 
 
@@ -488,4 +493,5 @@ def gflownet_depth(ctx: Context, depths, max_updates, losses) -> None:
     ax.set(xlabel="tree depth H (binary tree, 2^H leaves)", ylabel=f"updates to TV < {threshold}", yscale="log",
            title="convergence speed vs depth (checked every 25 updates)")
     ax.legend()
+    fig.tight_layout()
     ctx.figure("depth", fig)

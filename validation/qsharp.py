@@ -151,6 +151,7 @@ def qsharp_identity(ctx: Context, seeds, vocab, horizon) -> None:
         ax.plot(betas, np.maximum(rows[g].max(axis=0), 1e-17), "o-", label=f"γ = {g}")
     ax.set(xscale="log", yscale="log", xlabel="β", ylabel="max |Q♯ − Q*|", title="Q♯ identity on random trees")
     ax.legend()
+    fig.tight_layout()
     ctx.figure("identity", fig)
 
 
@@ -211,6 +212,7 @@ def qsharp_counterexample(ctx: Context, n_betas) -> None:
     a2.axhline(np.log(2), color="gray", ls=":", label="ln(1/p_R) (first step)")
     a2.set(xscale="log", xlabel="β", ylabel="full-sequence KL")
     a2.legend()
+    fig.tight_layout()
     ctx.figure("counterexample", fig)
 
 
@@ -247,6 +249,7 @@ def qsharp_jensen_gap(ctx: Context, n_betas, ps) -> None:
     ctx.check("deterministic_edges_zero", measured=other, threshold=1e-12, op="<=", note="max |Q♯ − Q*| on the other edges")
     ax.set(xscale="log", yscale="log", xlabel="β", ylabel="Q♯(s0, 1) − Q*(s0, 1)", title="Jensen gap")
     ax.legend()
+    fig.tight_layout()
     ctx.figure("jensen_gap", fig)
 
 
@@ -290,6 +293,9 @@ def qsharp_hellinger(ctx: Context, seeds, vocab, horizon, n_eps) -> None:
               note="fraction of (tree, ε, σ<σ') with regret(σ) < regret(σ')")
     ctx.record("slope", round(slope, 3))
     ctx.record("min_regret", float(regret.min()))
+    # how the regret scales with the spread at the smallest perturbation (σ² scaling would give 4 per doubling)
+    ctx.record("regret_ratio_sigma_1_over_0.5", round(float(reg[2, 0] / reg[1, 0]), 3))
+    ctx.record("regret_ratio_sigma_0.5_over_0.25", round(float(reg[1, 0] / reg[0, 0]), 3))
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
     for j, s in enumerate(sigmas):
@@ -298,6 +304,7 @@ def qsharp_hellinger(ctx: Context, seeds, vocab, horizon, n_eps) -> None:
     ax.set(xscale="log", yscale="log", xlabel="max Hellinger H(Ẑ, Z^{π_ref})", ylabel="J(π*) − J(π^Ẑ)",
            title=f"guidance error vs distributional error, β = {beta}")
     ax.legend()
+    fig.tight_layout()
     ctx.figure("hellinger", fig)
 
 
@@ -355,6 +362,7 @@ def qsharp_vs_cd(ctx: Context, seeds, betas, n_rounds, n_per_round, steps, n_fro
     ctx.check("counterexample_cd_exact", measured=abs(cd_exact - 0.342), threshold=1e-3, op="<=", note=f"|exact CD reward − 0.342|, = {cd_exact:.4f}")
     ctx.record("mean_gap_qsharp", round(float(np.mean(gaps_q)), 5))
     ctx.record("mean_gap_cd", round(float(np.mean(gaps_cd)), 5))
+    fig.tight_layout()
     ctx.figure("reward_kl", fig)
 
 
