@@ -51,6 +51,10 @@ def toy_broken(ctx, n):
         raise KeyboardInterrupt
     ctx.check("fine", measured=0.5, threshold=1.0, op="<=")
     ctx.check("three_below_two", measured=3.25, threshold=2.0, op="<", note="must fail")
+    from matplotlib.figure import Figure  # a figure made without pyplot works too
+    fig = Figure()
+    fig.add_subplot().bar([0, 1], [3.25, 2.0])
+    ctx.figure("bars", fig)
 '''
 
 TOY_ERR = '''
@@ -67,6 +71,12 @@ def toy_raises(ctx):
        citation="none", topic="toy", assertions=("checked", "forgotten"), sizes={"quick": {}, "full": {}})
 def toy_unchecked(ctx):
     ctx.check("checked", measured=1, threshold=1, op="<=")
+
+
+@claim(id="toy_nofigure", title="shows nothing", statement="a claim must save a figure", citation="none",
+       topic="toy", assertions=("ok",), sizes={"quick": {}, "full": {}})
+def toy_nofigure(ctx):
+    ctx.check("ok", measured=1, threshold=1, op="<=")
 '''
 
 
@@ -235,7 +245,7 @@ def test_html_report_parses_and_embeds_every_figure(toy, tmp_path, capsys):
     assert p.errors == [] and p.stack == []
     doc = json.loads((out / "results.json").read_text())
     figs = [f for c in doc["claims"] for f in c["figures"]]
-    assert [f["path"] for f in figs] == ["toy_pass/line.png"]
+    assert [f["path"] for f in figs] == ["toy_pass/line.png", "toy_broken/bars.png"]
     for f in figs:
         assert (out / f["path"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # referenced file exists
     assert len(p.imgs) == len(figs)
@@ -301,12 +311,13 @@ def test_exception_or_unchecked_assertion_is_a_failed_claim_and_the_run_goes_on(
     assert rc == 1
     doc = json.loads((out / "results.json").read_text())
     by = {c["id"]: c for c in doc["claims"]}
-    assert set(by) == {"toy_pass", "toy_broken", "toy_raises", "toy_unchecked"}  # the run went on
+    assert set(by) == {"toy_pass", "toy_broken", "toy_raises", "toy_unchecked", "toy_nofigure"}  # the run went on
     assert by["toy_raises"]["verdict"] == "error"
     assert "RuntimeError: boom inside the experiment" in by["toy_raises"]["error"]
     assert "Traceback" in by["toy_raises"]["error"]
     assert by["toy_unchecked"]["verdict"] == "error"
     assert "never checked: forgotten" in by["toy_unchecked"]["error"]
+    assert by["toy_nofigure"]["verdict"] == "error" and "saved no figure" in by["toy_nofigure"]["error"]
     assert "FAILED toy_raises: RuntimeError: boom inside the experiment" in stdout
     assert "boom inside the experiment" in (out / "report.md").read_text()
 
@@ -402,6 +413,10 @@ def toy_sweep(ctx, n):
         raise KeyboardInterrupt  # after the sweep finished, before the claim did
     ctx.check("nonnegative", measured=float(df["y"].min()), threshold=0.0, op=">=")
     ctx.record("cells", len(df))
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    ax.plot(df["x"], df["y"], "o")
+    ctx.figure("squares", fig)
 '''
 
 

@@ -186,6 +186,8 @@ def _verdict(claim: Claim, ctx: Context, error: Optional[str]) -> tuple:
     missing = [a for a in claim.assertions if not any(c["name"] == a for c in ctx.checks)]
     if missing:
         return "error", f"assertion(s) never checked: {', '.join(missing)}"
+    if not ctx.figures:
+        return "error", "the claim saved no figure (every claim shows its data: call ctx.figure)"
     return ("pass" if all(c["passed"] for c in ctx.checks) else "fail"), None
 
 

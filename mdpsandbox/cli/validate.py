@@ -92,8 +92,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     results = run_claims(chosen, size=size, out=args.out, backend=args.backend, workers=args.workers,
                          fresh=False, progress=not args.no_progress, on_result=show)
-    doc = write_report(results, args.out, size=size, seconds=time.perf_counter() - t0,
-                       command="mdpsandbox validate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None)
+    doc = write_report(results, args.out, size=size, seconds=time.perf_counter() - t0)
     import os
 
     if args.json:
