@@ -1,6 +1,7 @@
 """Bad input raises ValueError naming the argument (DESIGN.md "Errors", issue 2), before any work;
 extreme β and τ (1e-8 … 1e8) stay finite and match their limits."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -85,7 +86,7 @@ def test_gamma_one_without_reachable_termination_raises_instead_of_looping():
     P[:, 1] = np.eye(S)  # action 1 stays put
     P[0, 0] = [0, 0, 1]
     avoid = ms.TabularMDP(P, good_R(), 1.0, terminal=[2])
-    with pytest.raises(ValueError, match="gamma = 1"):
+    with pytest.raises(ValueError, match="gamma = 1|gamma < 1"):  # the SSP path names the cycling policy
         ms.solve(avoid)
     # ... but a finite horizon makes it legal
     assert np.all(np.isfinite(ms.solve(mdp, horizon=4).v))
@@ -308,3 +309,50 @@ def test_default_solve_handles_extreme_regularisers_at_small_gamma(kw):
         kw = dict(kw, ref_policy=np.full((8, 3), 1 / 3))
     sol = ms.solve(mdp, **kw)
     assert sol.converged and np.all(np.isfinite(sol.v)) and np.all(np.isfinite(sol.policy))
+
+
+# ---------------------------------------------------------------------- messages that name the argument
+def _P():
+    return np.full((2, 2, 2), 0.5)
+
+
+@pytest.mark.parametrize("bad, arg, words", [
+    (lambda: ms.TabularMDP(_P() + 0j, np.zeros((2, 2)), 0.9), "P", "real"),
+    (lambda: ms.TabularMDP(_P(), np.zeros((2, 2)) + 1j, 0.9), "R", "real"),
+    (lambda: ms.TabularMDP(_P(), [["a", "b"], ["c", "d"]], 0.9), "R", "numeric"),
+    (lambda: ms.TabularMDP("P", np.zeros((2, 2)), 0.9), "P", "numeric"),
+    (lambda: ms.TabularMDP([[[1, 0], [1]], [[1, 0], [0, 1]]], np.zeros((2, 2)), 0.9), "P", "rectangular"),
+    (lambda: ms.TabularMDP(_P(), [[0.0, 1.0], [2.0]], 0.9), "R", "rectangular"),
+    (lambda: ms.TokenMDP.random(3, 3, logit_scale=float("nan")), "logit_scale", "finite"),
+    (lambda: ms.TokenMDP.random(3, 3, logit_scale=-1), "logit_scale", ">= 0"),
+    (lambda: ms.TokenMDP.random(3, 3, seed=-1), "seed", ">= 0"),
+    (lambda: ms.TokenMDP.random(3, 3, seed=1.5), "seed", "integer"),
+    (lambda: ms.garnet(4, 2, 2, seed=-3), "seed", ">= 0"),
+    (lambda: ms.solve_batch(_P()[None], np.zeros((1, 2, 2)), 0.9, max_iter=0), "max_iter", ">= 1"),
+    (lambda: ms.solve_batch(_P()[None], np.zeros((1, 2, 2)), 0.9, max_iter=-5), "max_iter", ">= 1"),
+    (lambda: ms.solve_batch(_P()[None], np.zeros((1, 2, 2)), 0.9, max_iter=2.5), "max_iter", "integer"),
+])
+def test_bad_input_message_names_the_argument_and_condition(bad, arg, words):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning / numpy warning on the way
+        with pytest.raises(ValueError) as e:
+            bad()
+    msg = str(e.value)
+    assert msg.startswith(arg) and words in msg, msg
+
+
+def test_messages_print_numbers_not_numpy_reprs():
+    P = _P()
+    P[0, 0] = [0.7, 0.7]
+    msgs = []
+    for bad in (lambda: ms.TabularMDP(P, np.zeros((2, 2)), 0.9),
+                lambda: ms.TabularMDP(_P(), np.array([[np.nan, 0.0], [0.0, 0.0]]), 0.9),
+                lambda: ms.solve(ms.garnet(3, 2, 2, seed=0), beta=np.float64(-1.0)),
+                lambda: ms.TabularMDP(_P(), np.zeros((2, 2)), np.float64(1.5)),
+                lambda: ms.solve_batch(P[None], np.zeros((1, 2, 2)), 0.9)):
+        with pytest.raises(ValueError) as e:
+            bad()
+        msgs.append(str(e.value))
+    for m in msgs:
+        assert "np.float64" not in m and "np.int64" not in m, m
+    assert "1.4" in msgs[0] and "nan" in msgs[1] and "-1.0" in msgs[2] and "1.5" in msgs[3]

@@ -247,3 +247,32 @@ def test_tree_entropy_value_equals_kl_uniform_plus_tau_log_v(tau):
     kl = ms.solve(tree, beta=tau)
     steps = np.array([tree.horizon - tree.level(i) for i in range(tree.n_nodes)], dtype=float)
     np.testing.assert_allclose(ent.v, kl.v + tau * np.log(3) * steps, rtol=1e-13, atol=1e-13)
+
+
+# ---------------------------------------------------------------------- GFlowNet flows
+@pytest.mark.parametrize("scale", [0.0, 1e3, 1e17, 1e300])
+def test_flows_are_shift_invariant_in_log_reward(scale):
+    """docs/math.md §8: F scales by e^c when log R shifts by c, P_F* and R/Z do not change; log R ~ 1e17
+    or 1e300 gave P_F*(·|root) summing to 3."""
+    from mdpsandbox.solvers.flows import flows, soft_values, terminating_distribution
+    tree = ms.TokenMDP.random(3, 3, seed=5)
+    n = len(tree.leaves())
+    lr0 = np.random.default_rng(0).normal(size=n)
+    base = flows(tree, lr0)
+    lr = lr0 + scale
+    f = flows(tree, lr)
+    pf = np.exp(f.log_pf)
+    assert np.all(np.isfinite(f.log_z))
+    np.testing.assert_allclose(pf.sum(axis=1)[np.isfinite(f.log_flow)], 1.0, atol=1e-12)
+    if scale <= 1e3:  # lr0 + scale still resolves lr0
+        np.testing.assert_allclose(f.log_pf[np.isfinite(f.log_pf)], base.log_pf[np.isfinite(base.log_pf)], atol=1e-12)
+        np.testing.assert_allclose(f.target, base.target, atol=1e-12)
+        np.testing.assert_allclose(f.log_z - scale, base.log_z, atol=1e-9)
+    else:  # lr0 + 1e17 rounds to a multiple of 16: compare with the rounded rewards themselves
+        want = np.exp((lr - lr.max()) - np.log(np.sum(np.exp(lr - lr.max()))))
+        np.testing.assert_allclose(f.target, want, atol=1e-12)
+    np.testing.assert_allclose(f.target.sum(), 1.0, atol=1e-12)
+    np.testing.assert_allclose(terminating_distribution(tree, f.log_pf), f.target, atol=1e-12)
+    sv = soft_values(tree, lr)
+    np.testing.assert_allclose(np.exp(sv.log_policy).sum(1)[np.isfinite(sv.v)], 1.0, atol=1e-12)
+    np.testing.assert_allclose(sv.log_policy[np.isfinite(sv.log_policy)], f.log_pf[np.isfinite(f.log_pf)], atol=1e-12)

@@ -123,3 +123,95 @@ def test_assert_policy_close_names_state_and_action():
         assert_policy_close(pi * np.array([[1], [2], [1], [1]]), pi, atol=1e-6, env=mdp)
     with pytest.raises(AssertionError, match="negative probability at state 0, action 1"):
         assert_policy_close(np.array([[1.5, -0.5]] + [[0.5, 0.5]] * 3), pi, atol=1e-6, env=mdp)
+
+
+# ---------------------------------------------------------------------- consistent state under assignment
+def _two_mdps():
+    a = ms.garnet(5, 2, 3, gamma=0.9, seed=0)
+    b = ms.garnet(5, 2, 3, gamma=0.9, seed=1)
+    return a, b
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_rebinding_P_is_seen_by_solve(sparse):
+    """``mdp.P = other`` used to be ignored by solve (stale (S·A, S) view)."""
+    import scipy.sparse as sps
+    a, b = _two_mdps()
+    Pb = sps.csr_matrix(b.dense_P().reshape(10, 5)) if sparse else b.dense_P()
+    fresh = ms.TabularMDP(Pb, a.R, 0.9)
+    a.P = Pb
+    assert np.array_equal(a.dense_P(), b.dense_P()) and a.is_sparse == sparse
+    np.testing.assert_allclose(ms.solve(a).v, ms.solve(fresh).v, atol=1e-12)
+
+
+def test_rebinding_P_recomputes_properness_and_gamma_one_error():
+    S = 3
+    P = np.zeros((S, 2, S))
+    P[:, :, 2] = 1.0  # every action goes to the terminal state
+    mdp = ms.TabularMDP(P, np.ones((S, 2)), 1.0, terminal=[2])
+    assert mdp.has_proper_policies and np.isfinite(ms.solve(mdp).v).all()
+    P2 = P.copy()
+    P2[0, 1] = [1.0, 0.0, 0.0]  # action 1 in state 0 loops forever
+    mdp.P = P2
+    assert not mdp.has_proper_policies
+    with pytest.raises(ValueError, match="gamma"):
+        ms.solve(mdp, temperature=0.1)
+
+
+def test_rebinding_R_gamma_terminal_are_seen_by_solve():
+    a, _ = _two_mdps()
+    R2 = a.R + 1.0
+    a.R = R2
+    np.testing.assert_allclose(ms.solve(a).v, ms.solve(ms.TabularMDP(a.dense_P(), R2, 0.9)).v, atol=1e-12)
+    a.gamma = 0.5
+    np.testing.assert_allclose(ms.solve(a).v, ms.solve(ms.TabularMDP(a.dense_P(), R2, 0.5)).v, atol=1e-12)
+    a.terminal = [0]
+    want = ms.solve(ms.TabularMDP(a.dense_P(), R2, 0.5, terminal=[0])).v
+    np.testing.assert_allclose(ms.solve(a).v, want, atol=1e-12)
+    assert a.initial[0] == 0.0  # the default μ0 follows the terminal set
+    with pytest.raises(ValueError, match="gamma"):
+        a.gamma = 1.5
+    with pytest.raises(ValueError, match="R must have shape"):
+        a.R = np.zeros((3, 3))
+    with pytest.raises(ValueError, match="keep"):
+        a.P = ms.garnet(4, 2, 2, seed=0).dense_P()
+
+
+def test_stored_arrays_are_read_only_and_replace_validates():
+    a, b = _two_mdps()
+    with pytest.raises(ValueError):
+        a.R[0, 0] = 1.0  # numpy: assignment destination is read-only
+    with pytest.raises(AttributeError):
+        a.P2 = b.P2
+    c = a.replace(gamma=0.5, R=b.R)
+    assert c.gamma == 0.5 and np.array_equal(c.R, b.R) and a.gamma == 0.9
+    with pytest.raises(ValueError, match="replace"):
+        a.replace(discount=0.5)
+
+
+# ---------------------------------------------------------------------- pymdptoolbox layout
+@pytest.mark.parametrize("sparse", [False, True])
+def test_from_mdptoolbox_transposes_action_first_and_round_trips(sparse):
+    import scipy.sparse as sps
+    from mdpsandbox.envs.convert import from_mdptoolbox, to_mdptoolbox
+    ref = ms.garnet(4, 4, 2, gamma=0.9, seed=3)  # S = A: the case a transposed P would pass unnoticed
+    P_af = ref.dense_P().transpose(1, 0, 2)  # (A, S, S)
+    P_in = [sps.csr_matrix(m) for m in P_af] if sparse else P_af
+    mdp = from_mdptoolbox(P_in, ref.R, 0.9)
+    assert mdp.is_sparse == sparse
+    np.testing.assert_array_equal(mdp.dense_P(), ref.dense_P())
+    np.testing.assert_allclose(ms.solve(mdp).v, ms.solve(ref).v, atol=1e-12)
+    P_out, R_out = to_mdptoolbox(mdp)
+    P_out = np.stack([m.toarray() for m in P_out]) if sparse else P_out
+    np.testing.assert_array_equal(P_out, P_af)
+    np.testing.assert_array_equal(R_out, ref.R)
+    # the misuse the converter exists for: the action-first array read as state-first is another MDP
+    wrong = ms.TabularMDP(P_af, ref.R, 0.9)
+    assert np.max(np.abs(ms.solve(wrong).v - ms.solve(ref).v)) > 1e-3
+    # R as (A, S, S) and as (S,)
+    R3 = np.random.default_rng(0).normal(size=(4, 4, 4))
+    m3 = ms.TabularMDP.from_mdptoolbox(P_in, R3, 0.9)
+    np.testing.assert_allclose(m3.R, np.einsum("sat,ast->sa", ref.dense_P(), R3), atol=1e-14)
+    m1 = from_mdptoolbox(P_in, np.arange(4.0), 0.9)
+    np.testing.assert_array_equal(m1.R, np.repeat(np.arange(4.0)[:, None], 4, axis=1))
+    assert np.array_equal(ms.TabularMDP.to_mdptoolbox(mdp)[1], ref.R)

@@ -31,7 +31,7 @@ from typing import Optional
 
 import numpy as np
 
-from .._validate import check_int, check_shape
+from .._validate import check_int, check_shape, fmt
 from .token import TokenMDP
 
 __all__ = ["DAG", "MultisetDAG", "TreeDAG", "multiset_dag", "tree_dag", "random_log_reward"]
@@ -156,12 +156,12 @@ class DAG:
         if log_reward_floor is not None:
             f = float(log_reward_floor)
             if not np.isfinite(f):
-                raise ValueError(f"log_reward_floor must be finite, got {log_reward_floor!r}")
+                raise ValueError(f"log_reward_floor must be finite, got {fmt(log_reward_floor)}")
             lr = np.maximum(lr, f)
         if not np.all(np.isfinite(lr)):
             i = int(np.argmax(~np.isfinite(lr)))
             raise ValueError(
-                f"{name} must be finite, i.e. R(x) > 0 for every object; entry {i} is {lr[i]!r} "
+                f"{name} must be finite, i.e. R(x) > 0 for every object; entry {i} is {fmt(lr[i])} "
                 f"(R = 0). Pass log_reward_floor=... to clip log R explicitly")
         return lr
 
@@ -179,7 +179,7 @@ class DAG:
         tot = np.log(np.sum(np.exp(lp - m), axis=1)) + m[:, 0]
         if np.any(np.abs(tot) > 1e-8):
             s = int(np.argmax(np.abs(tot)))
-            raise ValueError(f"{name} must be normalised per state; state {s} has log Σ P = {tot[s]!r}")
+            raise ValueError(f"{name} must be normalised per state; state {s} has log Σ P = {fmt(tot[s])}")
         return lp
 
     def __repr__(self) -> str:
@@ -307,5 +307,5 @@ def random_log_reward(dag: DAG, *, seed: int = 0, scale: float = 1.0) -> np.ndar
     if not isinstance(dag, DAG):
         raise ValueError(f"dag must be a DAG, got {type(dag).__name__}")
     if not np.isfinite(scale) or scale < 0:
-        raise ValueError(f"scale must be finite and >= 0, got {scale!r}")
+        raise ValueError(f"scale must be finite and >= 0, got {fmt(scale)}")
     return np.random.default_rng(seed).normal(0.0, scale, size=dag.n_objects)

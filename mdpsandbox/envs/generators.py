@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._memory import check_memory
-from .._validate import check_gamma, check_int
+from .._validate import check_gamma, check_int, check_seed, fmt
 from .tabular import TabularMDP
 
 __all__ = ["garnet", "chain", "gridworld", "bandit"]
@@ -48,7 +48,7 @@ def garnet(n_states: int, n_actions: int, branching: int, gamma: float = 0.9, se
     small = S * A * S <= 40_000_000          # argsort keys (S·A, S) stay below ~640 MB
     check_memory(S * A * b * 48 + (S * A * S * 16 if small else 0) + S * A * 8,
                  f"garnet(n_states={S}, n_actions={A}, branching={b})")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     # distinct successors per row without a Python loop: argsort of random keys
     if small:
         cols = np.argsort(rng.random((S * A, S)), axis=1)[:, :b]
@@ -74,7 +74,7 @@ def chain(n_states: int = 10, gamma: float = 0.9, *, slip: float = 0.0, reward_l
     S = check_int(n_states, "n_states", minimum=2)
     gamma = check_gamma(gamma)
     if not 0.0 <= slip <= 1.0:
-        raise ValueError(f"slip must lie in [0, 1], got {slip!r}")
+        raise ValueError(f"slip must lie in [0, 1], got {fmt(slip)}")
     P = np.zeros((S, 2, S))
     R = np.zeros((S, 2))
     for s in range(S):
@@ -105,7 +105,7 @@ def gridworld(height: int = 5, width: int = 5, *, walls: Iterable = (), goal=Non
     Hh = check_int(height, "height")
     Ww = check_int(width, "width")
     if not 0.0 <= slip <= 1.0:
-        raise ValueError(f"slip must lie in [0, 1], got {slip!r}")
+        raise ValueError(f"slip must lie in [0, 1], got {fmt(slip)}")
     gamma = check_gamma(gamma)
     goal = (Hh - 1, Ww - 1) if goal is None else tuple(goal)
     wall = np.zeros((Hh, Ww), dtype=bool)
@@ -147,7 +147,7 @@ def bandit(n_arms: int = 5, *, means=None, gamma: float = 0.0, seed: int = 0) ->
     """A one-state, ``n_arms``-action bandit: the single state then moves to an absorbing terminal.
     Arm means default to U[0, 1] draws. ``gamma`` is irrelevant (one step) and defaults to 0."""
     K = check_int(n_arms, "n_arms")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     mu = rng.random(K) if means is None else np.asarray(means, dtype=np.float64)
     if mu.shape != (K,):
         raise ValueError(f"means must have shape ({K},), got {mu.shape}")

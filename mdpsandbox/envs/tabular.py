@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import check_distribution, check_finite, check_gamma, check_shape, check_stochastic_rows
+from .._validate import as_real_array, check_distribution, check_finite, check_gamma, check_shape, check_stochastic_rows
 
 __all__ = ["TabularMDP"]
 
@@ -32,13 +32,21 @@ class TabularMDP:
     Attributes
     ----------
     n_states, n_actions : int
-    P : ndarray ``(S, A, S)`` or scipy.sparse.csr_matrix ``(S*A, S)`` (as given)
+    P : ndarray ``(S, A, S)`` (read-only copy) or scipy.sparse.csr_matrix ``(S*A, S)`` (validated copy)
     P2 : the ``(S*A, S)`` view used by every backup (one BLAS / sparse mat-vec per sweep)
     R : ndarray ``(S, A)`` float64
     gamma : float
     terminal : bool ndarray ``(S,)``
     initial : ndarray ``(S,)``
     has_proper_policies : bool — every policy terminates w.p. 1 (needed for γ = 1 without horizon)
+
+    Assigning ``P``, ``R``, ``gamma``, ``terminal``, ``initial`` or ``ref_policy`` re-validates it
+    and recomputes everything derived from it (P2, the properness flag, the default μ0); the stored
+    arrays are read-only. ``replace(**changes)`` returns a new MDP.
+
+    **Layout.** P is *state-first*, ``P[s, a, s']``. pymdptoolbox (and some papers) store P
+    action-first, ``(A, S, S)``: when S = A such an array passes every check and silently solves a
+    different MDP — convert it with :meth:`from_mdptoolbox` (and back with :meth:`to_mdptoolbox`).
 
     Examples
     --------
@@ -51,30 +59,51 @@ class TabularMDP:
 
     def __init__(self, P, R, gamma, terminal=None, initial=None, *, ref_policy=None):
         gamma = check_gamma(gamma)
-        if sp.issparse(P):
-            if P.ndim != 2 or P.shape[1] < 1 or P.shape[0] % P.shape[1] != 0:
-                raise ValueError(f"P (sparse) must have shape (S*A, S) with rows a multiple of S; got {P.shape}")
-            S = P.shape[1]
-            A = P.shape[0] // S
-            raw = P
-        else:
-            raw = check_finite(P, "P")
-            if raw.ndim != 3 or raw.shape[0] != raw.shape[2]:
-                raise ValueError(f"P must have shape (S, A, S) (or be sparse (S*A, S)), got {raw.shape}")
-            S, A = raw.shape[0], raw.shape[1]
-            raw = raw.reshape(S * A, S)
-        if S < 1 or A < 1:
-            raise ValueError(f"P must have at least one state and one action, got S={S}, A={A}")
-        P2 = check_stochastic_rows(raw, "P", row_label=lambda i: f"row (s={i // A}, a={i % A})")
-        dense_P = None if sp.issparse(P2) else P2.reshape(S, A, S)
-        R = check_finite(R, "R")
-        if R.shape == (S, A, S):
-            if dense_P is not None:
-                R = np.einsum("ijk,ijk->ij", dense_P, R)
-            else:
-                R = np.asarray(P2.multiply(R.reshape(S * A, S)).sum(axis=1)).reshape(S, A)
-        check_shape(R, (S, A), "R")
+        P_user, P2, S, A = _check_P(P)
+        self.n_states, self.n_actions = S, A
+        self._P, self._P2 = P_user, P2
+        self._gamma = gamma
+        self._R = self._check_R(R)
+        self._terminal = self._check_terminal(terminal)
+        self._initial_given = initial is not None
+        self._initial = self._check_initial(initial)
+        self._ref_policy = self._check_ref(ref_policy)
+        self._refresh()
 
+    # ------------------------------------------------------------------ consistent state
+    # Every array is validated on assignment and every derived quantity (the (S·A, S) view, the
+    # properness flag, the γ = 1 error, the default μ0) is recomputed, so ``mdp.P = other`` can never
+    # leave a stale cache behind. Stored arrays are read-only (edit by assignment or ``replace``).
+    def _refresh(self) -> None:
+        self.has_proper_policies = _all_policies_proper(self._P2, self.n_states, self.n_actions, self._terminal)
+        if not self._initial_given:
+            self._initial = self._check_initial(None)
+        if self._gamma == 1.0 and not self.has_proper_policies:
+            # Refuse here rather than iterate forever in a solver (docs/math.md §1).
+            self._gamma_one_error = (
+                "gamma = 1 requires every policy to reach a terminal state with probability 1, but "
+                "some policy can avoid the terminal set forever (I - P_pi is singular); use gamma < 1, "
+                "add terminal states, or solve with a finite horizon"
+            )
+        else:
+            self._gamma_one_error = None
+
+    def _check_R(self, R) -> np.ndarray:
+        S, A = self.n_states, self.n_actions
+        R = check_finite(_real_array(R, "R"), "R")
+        if R.shape == (S, A, S):
+            if not sp.issparse(self._P2):
+                R = np.einsum("ijk,ijk->ij", self._P2.reshape(S, A, S), R)
+            else:
+                R = np.asarray(self._P2.multiply(R.reshape(S * A, S)).sum(axis=1)).reshape(S, A)
+        if R.shape != (S, A):
+            hint = (" (an action-first (A, S, S) reward is pymdptoolbox's layout: use TabularMDP.from_mdptoolbox)"
+                    if R.shape == (A, S, S) else "")
+            raise ValueError(f"R must have shape (S, A) = {(S, A)} or (S, A, S), got {R.shape}{hint}")
+        return _frozen(R.copy())
+
+    def _check_terminal(self, terminal) -> np.ndarray:
+        S = self.n_states
         term = np.zeros(S, dtype=bool)
         if terminal is not None:
             t = np.asarray(terminal)
@@ -87,37 +116,119 @@ class TabularMDP:
                 if t.size and (t.min() < 0 or t.max() >= S):
                     raise ValueError(f"terminal indices must lie in [0, {S}), got {t.tolist()}")
                 term[t.astype(int)] = True
+        return _frozen(term)
+
+    def _check_initial(self, initial) -> np.ndarray:
+        S = self.n_states
         if initial is None:
-            mu = (~term).astype(np.float64)
+            mu = (~self._terminal).astype(np.float64)
             if mu.sum() == 0:
                 mu = np.ones(S)
             mu /= mu.sum()
         else:
-            mu = check_distribution(initial, "initial")
+            mu = check_distribution(_real_array(initial, "initial"), "initial").copy()
             check_shape(mu, (S,), "initial")
+        return _frozen(mu)
 
-        if ref_policy is not None:
-            ref_policy = check_distribution(ref_policy, "ref_policy")
-            check_shape(ref_policy, (S, A), "ref_policy")
+    def _check_ref(self, ref_policy):
+        if ref_policy is None:
+            return None
+        ref = check_distribution(_real_array(ref_policy, "ref_policy"), "ref_policy").copy()
+        check_shape(ref, (self.n_states, self.n_actions), "ref_policy")
+        return _frozen(ref)
 
-        self.n_states, self.n_actions = S, A
-        self.ref_policy = ref_policy
-        self.P = P if sp.issparse(P) else dense_P
-        self.P2 = P2
-        self.R = R
-        self.gamma = gamma
-        self.terminal = term
-        self.initial = mu
-        self.has_proper_policies = _all_policies_proper(P2, S, A, term)
-        if gamma == 1.0 and not self.has_proper_policies:
-            # Refuse here rather than iterate forever in a solver (MATH.md §1).
-            self._gamma_one_error = (
-                "gamma = 1 requires every policy to reach a terminal state with probability 1, but "
-                "some policy can avoid the terminal set forever (I - P_pi is singular); use gamma < 1, "
-                "add terminal states, or solve with a finite horizon"
-            )
-        else:
-            self._gamma_one_error = None
+    @property
+    def P(self):
+        """P as given: dense ``(S, A, S)`` (read-only) or the sparse ``(S*A, S)`` CSR matrix."""
+        return self._P
+
+    @P.setter
+    def P(self, value):
+        P_user, P2, S, A = _check_P(value)
+        if (S, A) != (self.n_states, self.n_actions):
+            raise ValueError(f"P must keep (S, A) = {(self.n_states, self.n_actions)} on assignment, got {(S, A)}; "
+                             "build a new TabularMDP (or use replace(P=..., R=...)) to change sizes")
+        self._P, self._P2 = P_user, P2
+        self._refresh()
+
+    @property
+    def P2(self):
+        """The ``(S*A, S)`` view used by every backup (derived from P; read-only)."""
+        return self._P2
+
+    @property
+    def R(self) -> np.ndarray:
+        """Expected rewards ``(S, A)`` (read-only array; assign to change)."""
+        return self._R
+
+    @R.setter
+    def R(self, value):
+        self._R = self._check_R(value)
+
+    @property
+    def gamma(self) -> float:
+        return self._gamma
+
+    @gamma.setter
+    def gamma(self, value):
+        self._gamma = check_gamma(value)
+        self._refresh()
+
+    @property
+    def terminal(self) -> np.ndarray:
+        """Boolean mask ``(S,)`` of terminal (absorbing, value 0) states."""
+        return self._terminal
+
+    @terminal.setter
+    def terminal(self, value):
+        self._terminal = self._check_terminal(value)
+        self._refresh()
+
+    @property
+    def initial(self) -> np.ndarray:
+        """Initial distribution μ0 ``(S,)`` (default: uniform over non-terminal states)."""
+        return self._initial
+
+    @initial.setter
+    def initial(self, value):
+        self._initial_given = value is not None
+        self._initial = self._check_initial(value)
+
+    @property
+    def ref_policy(self):
+        return self._ref_policy
+
+    @ref_policy.setter
+    def ref_policy(self, value):
+        self._ref_policy = self._check_ref(value)
+
+    def replace(self, **changes) -> "TabularMDP":
+        """A new, fully validated TabularMDP with some of ``P, R, gamma, terminal, initial,
+        ref_policy`` changed (the others kept), e.g. ``mdp.replace(gamma=0.99)``."""
+        allowed = {"P", "R", "gamma", "terminal", "initial", "ref_policy"}
+        bad = sorted(set(changes) - allowed)
+        if bad:
+            raise ValueError(f"replace() accepts {sorted(allowed)}, got {bad}")
+        kw = dict(P=self._P, R=self._R, gamma=self._gamma, terminal=self._terminal,
+                  initial=self._initial if self._initial_given else None, ref_policy=self._ref_policy)
+        kw.update(changes)
+        return TabularMDP(kw.pop("P"), kw.pop("R"), kw.pop("gamma"), kw.pop("terminal"), kw.pop("initial"),
+                          ref_policy=kw.pop("ref_policy"))
+
+    @classmethod
+    def from_mdptoolbox(cls, P, R, gamma, **kwargs) -> "TabularMDP":
+        """From pymdptoolbox's action-first layout: P ``(A, S, S)`` or a list of A (sparse) ``(S, S)``
+        matrices; R ``(S, A)``, ``(A, S, S)`` or ``(S,)``. See :func:`mdpsandbox.envs.convert.from_mdptoolbox`."""
+        from .convert import from_mdptoolbox
+
+        return from_mdptoolbox(P, R, gamma, **kwargs)
+
+    def to_mdptoolbox(self):
+        """``(P, R)`` in pymdptoolbox's layout: P ``(A, S, S)`` dense (or a list of A CSR matrices when
+        sparse), R ``(S, A)``. See :func:`mdpsandbox.envs.convert.to_mdptoolbox`."""
+        from .convert import to_mdptoolbox
+
+        return to_mdptoolbox(self)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -155,6 +266,44 @@ class TabularMDP:
             f"TabularMDP(S={self.n_states}, A={self.n_actions}, gamma={self.gamma}, {kind}, "
             f"terminal={int(self.terminal.sum())})"
         )
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _real_array(x, name: str) -> np.ndarray:
+    return as_real_array(x, name)
+
+
+def _check_P(P):
+    """Validate P; returns (P as stored, the (S·A, S) view, S, A)."""
+    if sp.issparse(P):
+        if np.iscomplexobj(P.data if hasattr(P, "data") else P.toarray()):
+            raise ValueError(f"P must be real; got a complex sparse matrix (dtype {P.dtype})")
+        if P.ndim != 2 or P.shape[1] < 1 or P.shape[0] % P.shape[1] != 0:
+            raise ValueError(f"P (sparse) must have shape (S*A, S) with rows a multiple of S; got {P.shape}")
+        S = P.shape[1]
+        A = P.shape[0] // S
+        raw = P
+    else:
+        raw = check_finite(_real_array(P, "P"), "P")
+        if raw.ndim != 3 or raw.shape[0] != raw.shape[2]:
+            raise ValueError(f"P must have shape (S, A, S) (or be sparse (S*A, S)), got {raw.shape}; an "
+                             "action-first (A, S, S) array is pymdptoolbox's layout: use TabularMDP.from_mdptoolbox")
+        S, A = raw.shape[0], raw.shape[1]
+        raw = raw.reshape(S * A, S)
+    if S < 1 or A < 1:
+        raise ValueError(f"P must have at least one state and one action, got S={S}, A={A}")
+    P2 = check_stochastic_rows(raw, "P", row_label=lambda i: f"row (s={i // A}, a={i % A})")
+    if sp.issparse(P2):
+        if P2 is P or (sp.issparse(P) and np.may_share_memory(P2.data, P.data)):
+            P2 = P2.copy()  # never alias the caller's matrix (a later in-place edit would bypass validation)
+        return P2, P2, S, A
+    P2 = np.array(P2, dtype=np.float64)  # own copy
+    P2 = _frozen(P2)
+    return P2.reshape(S, A, S), P2, S, A
 
 
 def _all_policies_proper(P2, S: int, A: int, terminal: np.ndarray) -> bool:

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import check_distribution, check_finite, check_gamma, check_int, check_shape
+from .._validate import check_distribution, check_finite, check_gamma, check_int, check_scale, check_seed, check_shape, fmt
 from .._math import logsumexp
 from .tabular import TabularMDP
 
@@ -378,7 +378,7 @@ class TokenMDP:
         """
         n = check_int(n, "n")
         p = self._ref_or(policy)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         if prompts is None:
             pr = rng.integers(0, self.n_prompts, size=n)
         else:
@@ -478,7 +478,10 @@ class TokenMDP:
         if ref not in ("random", "uniform", "ngram"):
             raise ValueError(f"ref must be one of 'random', 'uniform', 'ngram'; got {ref!r}")
         if not 0.0 <= p_success <= 1.0:
-            raise ValueError(f"p_success must lie in [0, 1], got {p_success!r}")
+            raise ValueError(f"p_success must lie in [0, 1], got {fmt(p_success)}")
+        logit_scale = check_scale(logit_scale, "logit_scale")
+        offset_scale = check_scale(offset_scale, "offset_scale")
+        seed = check_seed(seed)
         _check_tree_size(V, H, Pn, max_bytes)
         rng = np.random.default_rng(seed)
         N = n_tree_nodes(V, H)
@@ -536,7 +539,8 @@ def target_string(vocab_size: int, target: Sequence[int], *, ref: str = "random"
     if any(not 0 <= t < V for t in target):
         raise ValueError(f"target tokens must lie in [0, {V}), got {target}")
     _check_tree_size(V, H, 1, None)
-    env = TokenMDP(V, H, _ref_logits(ref, V, H, np.random.default_rng(seed), logit_scale),
+    env = TokenMDP(V, H, _ref_logits(ref, V, H, np.random.default_rng(check_seed(seed)),
+                                     check_scale(logit_scale, "logit_scale")),
                    np.zeros((n_tree_nodes(V, H), V)), gamma)
     rew = np.zeros((env.n_nodes, V))
     rew[env.index(target[:-1]), target[-1]] = 1.0
@@ -554,7 +558,8 @@ def token_count(vocab_size: int, horizon: int, *, token: int = 0, ref: str = "ra
     N = n_tree_nodes(V, H)
     rew = np.zeros((N, V))
     rew[:, int(token)] = 1.0
-    return TokenMDP(V, H, _ref_logits(ref, V, H, np.random.default_rng(seed), logit_scale), rew, gamma)
+    return TokenMDP(V, H, _ref_logits(ref, V, H, np.random.default_rng(check_seed(seed)),
+                                      check_scale(logit_scale, "logit_scale")), rew, gamma)
 
 
 def bernoulli_tree(vocab_size: int, horizon: int, *, p_success: float = 0.3, ref: str = "random",
@@ -575,7 +580,7 @@ def qsharp_counterexample(p_left: float = 0.5, p_good: float = 0.05, left_reward
     """
     for name, v in (("p_left", p_left), ("p_good", p_good)):
         if not 0.0 < v < 1.0:
-            raise ValueError(f"{name} must lie in (0, 1), got {v!r}")
+            raise ValueError(f"{name} must lie in (0, 1), got {fmt(v)}")
     ref = np.log(np.array([[p_left, 1 - p_left], [0.5, 0.5], [p_good, 1 - p_good]]))
     rew = np.array([[0.0, 0.0], [left_reward, left_reward], [1.0, 0.0]])
     return TokenMDP(2, 2, ref, rew, gamma=1.0)

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from .._validate import (STOCHASTIC_ATOL, check_distribution, check_finite, check_gamma, check_int, check_positive,
-                         normalise_rows)
+                         normalise_rows, fmt)
 from .backups import _kl_term, _soft_row
 
 __all__ = ["BatchSolution", "solve_batch"]
@@ -274,7 +274,7 @@ def solve_batch(P, R, gamma, *, temperature: Optional[float] = None, beta: Optio
     if code:
         b, rest = divmod(int(row), S * A)
         s_, a_ = divmod(rest, A)
-        what = {1: "finite (no NaN or inf)", 2: "non-negative", 3: f"stochastic (row sums to {value!r})"}[code]
+        what = {1: "finite (no NaN or inf)", 2: "non-negative", 3: f"stochastic (row sums to {fmt(value)})"}[code]
         raise ValueError(f"P must be {what}: violated in P[{b}, {s_}, {a_}, :]")
     R = check_finite(R, "R")
     if R.shape != (B, S, A):

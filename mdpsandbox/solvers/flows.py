@@ -34,7 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._math import logsumexp
-from .._validate import check_gamma, check_positive, check_shape
+from .._validate import check_gamma, check_positive, check_shape, fmt
 from ..envs.dag import DAG, TreeDAG, tree_dag
 from ..envs.tabular import TabularMDP
 from ..envs.token import TokenMDP
@@ -78,12 +78,12 @@ def log_reward_from_reward(reward, *, log_reward_floor: Optional[float] = None) 
     if log_reward_floor is None:
         if np.any(r <= 0):
             i = int(np.argmax(r <= 0))
-            raise ValueError(f"reward must be > 0 where log R is needed; entry {i} is {r[i]!r}. "
+            raise ValueError(f"reward must be > 0 where log R is needed; entry {i} is {fmt(r[i])}. "
                              "Pass log_reward_floor=... to clip log R explicitly")
         return np.log(r)
     f = float(log_reward_floor)
     if not np.isfinite(f):
-        raise ValueError(f"log_reward_floor must be finite, got {log_reward_floor!r}")
+        raise ValueError(f"log_reward_floor must be finite, got {fmt(log_reward_floor)}")
     with np.errstate(divide="ignore", invalid="ignore"):
         lr = np.where(r > 0, np.log(np.where(r > 0, r, 1.0)), -np.inf)
     return np.maximum(lr, f)
@@ -123,7 +123,7 @@ def backward_log_policy(dag: DAG, kind: LogPB = "uniform") -> np.ndarray:
     bad = np.abs(tot[1:] - 1.0) > 1e-9
     if bad.any():
         s = int(np.argmax(bad)) + 1
-        raise ValueError(f"log_pb must normalise over the parents of every state; state {s} sums to {tot[s]!r}")
+        raise ValueError(f"log_pb must normalise over the parents of every state; state {s} sums to {fmt(tot[s])}")
     out = lp.copy()
     out[dag.can_stop, A] = 0.0
     return out
@@ -137,6 +137,11 @@ class Flows:
     (stop column: log R(s)); log_pf ``(S, A + 1)`` log P_F*(a|s) = log F(s→·) − log F(s) (-inf on
     unavailable actions); log_pb ``(S, A + 1)``; log_z = log F(s0) = log Σ_x R(x);
     log_reward ``(n_objects,)``; target ``(n_objects,)`` R(x)/Z.
+
+    shift = max log R: the recursion runs on log R − shift (flows are shift-invariant: F scales by
+    e^{shift}, P_F* is unchanged), so log-rewards like 1e300 keep P_F* and R/Z exact; log_flow,
+    log_edge_flow and log_z have the shift added back (rounded at that magnitude), and
+    ``log_z_rel`` = log Z − shift is kept unrounded.
     """
 
     log_flow: np.ndarray
@@ -146,11 +151,15 @@ class Flows:
     log_z: float
     log_reward: np.ndarray
     dag: DAG
+    shift: float = 0.0
+    log_z_rel: Optional[float] = None
 
     @property
     def target(self) -> np.ndarray:
-        """R(x)/Z in the order of ``dag.objects``."""
-        return np.exp(self.log_reward - self.log_z)
+        """R(x)/Z in the order of ``dag.objects`` (from the shifted log-rewards: exact for any scale)."""
+        if self.log_z_rel is None:
+            return np.exp(self.log_reward - self.log_z)
+        return np.exp((self.log_reward - self.shift) - self.log_z_rel)
 
     @property
     def pf(self) -> np.ndarray:
@@ -176,9 +185,12 @@ def flows(env, log_reward, *, log_pb: LogPB = "uniform", log_reward_floor: Optio
     log_reward : ``(n_objects,)`` finite (R > 0); ``log_reward_floor`` clips explicitly.
     log_pb : ``"uniform"``, ``"path_count"`` or an ``(S, A + 1)`` array (see
         :func:`backward_log_policy`); irrelevant on a tree.
+    The recursion runs on log R − max log R (shift-invariant), so any finite scale of log R is exact.
     """
     dag = as_dag(env)
-    lr = dag.check_log_reward(log_reward, log_reward_floor=log_reward_floor)
+    lr_in = dag.check_log_reward(log_reward, log_reward_floor=log_reward_floor)
+    shift = float(np.max(lr_in)) if lr_in.size else 0.0
+    lr = lr_in - shift  # shift-invariance: exact P_F* for log R ~ 1e17 or 1e300 (issue: P_F summed to 3)
     lpb = backward_log_policy(dag, log_pb)
     S, A = dag.n_states, dag.n_actions
     log_flow = np.full(S, -np.inf)
@@ -196,7 +208,8 @@ def flows(env, log_reward, *, log_pb: LogPB = "uniform", log_reward_floor: Optio
     if not np.all(np.isfinite(log_flow)):
         raise ValueError("a state has zero flow (every object below it has P_B = 0 paths); "
                          "P_F* is undefined there")  # pragma: no cover - DAG validation prevents it
-    return Flows(log_flow, edge, log_pf, lpb, float(log_flow[0]), lr, dag)
+    log_z_rel = float(log_flow[0])
+    return Flows(log_flow + shift, edge + shift, log_pf, lpb, log_z_rel + shift, lr_in, dag, shift, log_z_rel)
 
 
 def state_log_probs(env, log_pf) -> np.ndarray:
@@ -285,7 +298,10 @@ def soft_values(env, log_reward, *, log_pb: LogPB = "uniform", gamma: float = 1.
     dag = as_dag(env)
     gamma = check_gamma(gamma)
     lr = dag.check_log_reward(log_reward, log_reward_floor=log_reward_floor)
-    r = _soft_edge_rewards(dag, lr, log_pb)
+    # γ = 1: every path ends in exactly one stop, so V and Q shift by max log R exactly — run the
+    # pass on log R − shift (exact π for log R ~ 1e300) and add the shift back
+    shift = float(np.max(lr)) if gamma == 1.0 and lr.size else 0.0
+    r = _soft_edge_rewards(dag, lr - shift, log_pb)
     S, A = dag.n_states, dag.n_actions
     v = np.full(S, -np.inf)
     q = np.full((S, A + 1), -np.inf)
@@ -296,6 +312,10 @@ def soft_values(env, log_reward, *, log_pb: LogPB = "uniform", gamma: float = 1.
         v[st] = logsumexp(q[st], axis=1)
     with np.errstate(invalid="ignore"):
         logpi = np.where(dag.valid, q - v[:, None], -np.inf)
+    if shift != 0.0:
+        r = r.copy()
+        r[:, A] += shift
+        q, v = q + shift, v + shift
     return SoftSolution(q, v, logpi, gamma, r)
 
 

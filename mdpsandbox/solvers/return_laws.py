@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._math import log_softmax
-from .._validate import check_distribution, check_gamma, check_int, check_positive, check_shape
+from .._validate import check_distribution, check_gamma, check_int, check_positive, check_shape, fmt
 from ..envs.tabular import TabularMDP
 from ..envs.token import TokenMDP, TreeTooLargeError
 from .distributional import DiscreteLaw, policy_mrp
@@ -332,7 +332,7 @@ def jensen_gap_example(beta: float = 0.5, p: float = 0.5) -> JensenGapExample:
     """
     beta = check_positive(beta, "beta")
     if not 0.0 < p < 1.0:
-        raise ValueError(f"p must lie in (0, 1), got {p!r}")
+        raise ValueError(f"p must lie in (0, 1), got {fmt(p)}")
     S, A = 5, 2
     P = np.zeros((S, A, S))
     P[0, 0, 1] = 1.0
