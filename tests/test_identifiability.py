@@ -246,3 +246,20 @@ def test_bad_input_names_the_argument():
         potential_shaping(mdp.R, np.ones((6, 3)), 0.9, np.zeros(6))
     with pytest.raises(ValueError, match="coverage|weights"):
         epic_distance(mdp.R, mdp.R, mdp, 0.9, coverage=-np.ones((6, 3)))
+
+
+@pytest.mark.parametrize("tau", [1e-8, 1e-4, 1e4, 1e8])
+@pytest.mark.parametrize("gamma", [0.5, 0.9])
+def test_normalized_reward_at_extreme_temperature_via_log_policy(tau, gamma):
+    mdp = _mdp(11, gamma=gamma)
+    sol = solve(mdp, temperature=tau, method="pi", tol=1e-10)
+    log_pi = (sol.q - sol.v[:, None]) / tau
+    assert np.all(np.isfinite(log_pi))
+    r_hat = normalized_reward(None, mdp, gamma, tau, log_policy=log_pi)
+    # τ log π = q − v carries the solve's absolute error (≈ tol, or eps·|v| with |v| ~ τ log A/(1−γ))
+    atol = 1e-8 + 1e-13 * tau * np.log(3) / (1 - gamma)
+    np.testing.assert_allclose(r_hat, normalize_reward(mdp.R, mdp, gamma), atol=atol)
+    if tau <= 1e-4:
+        # the policy itself underflows: the clear error points at log_policy
+        with pytest.raises(ValueError, match="log_policy"):
+            normalized_reward(sol.policy, mdp, gamma, tau)

@@ -190,3 +190,22 @@ def test_bad_input_names_the_argument():
         sequential_linear(prob, pi, np.ones((6, 2, 1)))
     with pytest.raises(ValueError, match="estimator"):
         transfer_task(estimator="maxent")
+
+
+@pytest.mark.parametrize("tau", [1e-8, 1e-3, 1e3, 1e8])
+def test_plugin_estimators_at_extreme_temperature(tau):
+    # the exact expert as log-probabilities (its probabilities underflow at tiny τ)
+    prob = shifted_problem(garnet(6, 3, 3, gamma=0.9, seed=3), temperature=tau, epsilon=0.5, seed=4)
+    sol = prob.source_solution()
+    log_pi = (sol.q - sol.v[:, None]) / tau
+    a = sequential_tabular(prob, log_source_policy=log_pi)
+    b = coupled_tabular(prob, log_source_policy=log_pi)
+    for est in (a, b):
+        assert np.all(np.isfinite(est.q)) and np.all(np.isfinite(est.policy))
+    scale = 1.0 + tau * np.log(3) / (1 - 0.9)
+    np.testing.assert_allclose(b.q, a.q, atol=1e-10 * scale)
+    m = transfer_metrics(prob, a)
+    assert m["q_error"] < 1e-8 * scale and abs(m["regret_soft"]) < 1e-8 * scale
+    if tau <= 1e-3:
+        with pytest.raises(ValueError, match="source_policy"):
+            sequential_tabular(prob, sol.policy)

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .._math import logsumexp
 from .._validate import check_finite, check_gamma, check_positive, check_shape, check_stochastic_rows
 from ..envs.tabular import TabularMDP
 
@@ -247,7 +248,7 @@ def _absorbed_surely(Pw, term: np.ndarray) -> bool:
 
 
 def normalized_reward(policy, P, gamma, temperature, *, anchor: Union[int, str, np.ndarray] = 0,
-                      terminal=None) -> np.ndarray:
+                      terminal=None, log_policy=None) -> np.ndarray:
     r"""The reward of the shaping class of a soft-optimal policy π picked by a normalisation, in
     closed form (docs/math.md §10; Cao, Cohen & Szpruch 2021):
 
@@ -261,22 +262,34 @@ def normalized_reward(policy, P, gamma, temperature, *, anchor: Union[int, str, 
     Unique for γ < 1; γ = 1 needs the anchor actions to terminate w.p. 1 (ValueError otherwise).
     π must be positive where used (it is, for a soft-optimal policy); rows of terminal states are 0.
     Φ equals V*_τ of the returned reward (so Q*_τ = τ log π + V).
+    ``log_policy`` ``(S, A)``: pass log π instead of π (``policy=None``) when π underflows — e.g. at
+    τ = 1e-8 use ``(sol.q - sol.v[:, None]) / τ``, finite where π rounds to 0.
     """
     gamma = check_gamma(gamma)
     tau = check_positive(temperature, "temperature")
     P2, S, A, term = _kernel(P, terminal)
-    pol = check_finite(policy, "policy")
-    check_shape(pol, (S, A), "policy")
     live = ~term
-    if np.any(pol[live] <= 0):
-        s, a = np.argwhere((pol <= 0) & live[:, None])[0]
-        raise ValueError(f"policy must be positive on non-terminal states (a soft-optimal policy is); "
-                         f"policy[{s}, {a}] = {pol[s, a]!r}")
-    if np.any(np.abs(pol[live].sum(axis=1) - 1) > 1e-9):
-        raise ValueError("policy rows must sum to 1")
-    w = _anchor_weights(anchor, S, A)
     logp = np.zeros((S, A))
-    logp[live] = np.log(pol[live])
+    if (policy is None) == (log_policy is None):
+        raise ValueError("give exactly one of policy or log_policy")
+    if log_policy is not None:
+        lp = check_finite(log_policy, "log_policy")
+        check_shape(lp, (S, A), "log_policy")
+        dev = np.abs(logsumexp(lp[live], axis=1)) if live.any() else np.zeros(0)
+        if dev.size and dev.max() > 1e-6:
+            raise ValueError(f"log_policy rows must be normalised (LSE = 0); max |LSE| = {dev.max():.3g}")
+        logp[live] = lp[live] - logsumexp(lp[live], axis=1)[:, None]  # remove round-off of (q − v)/τ
+    else:
+        pol = check_finite(policy, "policy")
+        check_shape(pol, (S, A), "policy")
+        if np.any(pol[live] <= 0):
+            s, a = np.argwhere((pol <= 0) & live[:, None])[0]
+            raise ValueError(f"policy must be positive on non-terminal states (a soft-optimal policy is; at tiny τ "
+                             f"pass log_policy instead); policy[{s}, {a}] = {pol[s, a]!r}")
+        if np.any(np.abs(pol[live].sum(axis=1) - 1) > 1e-9):
+            raise ValueError("policy rows must sum to 1")
+        logp[live] = np.log(pol[live])
+    w = _anchor_weights(anchor, S, A)
     phi = _solve_potential(P2, S, A, gamma, term, w, -tau * np.sum(w * logp, axis=1))
     r = tau * logp + phi[:, None] - gamma * _apply(P2, phi, S, A)
     r[term] = 0.0

@@ -247,6 +247,29 @@ def _check_policy(problem: TransferProblem, pi) -> np.ndarray:
     return p
 
 
+def _source_log_policy(problem: TransferProblem, source_policy, log_source_policy) -> np.ndarray:
+    """log π̂_S ``(S, A)`` (0 on terminal rows) from exactly one of ``source_policy`` (positive
+    probabilities) or ``log_source_policy`` (log-probabilities; use it when π̂_S underflows, e.g. the
+    exact expert at τ = 1e-8: ``(q - v[:, None]) / τ``)."""
+    if (source_policy is None) == (log_source_policy is None):
+        raise ValueError("give exactly one of source_policy or log_source_policy")
+    live = ~problem.source.terminal
+    logp = np.zeros((problem.n_states, problem.n_actions))
+    if source_policy is not None:
+        p = _check_policy(problem, source_policy)
+        logp[live] = np.log(p[live])
+        return logp
+    if not isinstance(problem, TransferProblem):
+        raise ValueError(f"problem must be a TransferProblem, got {type(problem).__name__}")
+    lp = check_finite(log_source_policy, "log_source_policy")
+    check_shape(lp, (problem.n_states, problem.n_actions), "log_source_policy")
+    dev = np.abs(logsumexp(lp[live], axis=1)) if live.any() else np.zeros(0)
+    if dev.size and dev.max() > 1e-6:
+        raise ValueError(f"log_source_policy rows must be normalised (LSE = 0); max |LSE| = {dev.max():.3g}")
+    logp[live] = lp[live] - logsumexp(lp[live], axis=1)[:, None]
+    return logp
+
+
 def _softmax_q(q: np.ndarray, tau: float) -> np.ndarray:
     z = q / tau
     z = z - z.max(axis=1, keepdims=True)
@@ -269,19 +292,20 @@ def _target_residual(problem: TransferProblem, r: np.ndarray, q: np.ndarray) -> 
     return float(np.sqrt(np.mean(e[~tgt.terminal] ** 2)))
 
 
-def sequential_tabular(problem: TransferProblem, source_policy) -> TransferEstimate:
+def sequential_tabular(problem: TransferProblem, source_policy=None, *, log_source_policy=None) -> TransferEstimate:
     r"""Tabular sequential transfer: :math:`\hat r` = the normalised reward of π̂_S in the source
-    (closed form, :func:`normalized_reward`), then the exact soft DP of :math:`\hat r` in the target."""
-    p = _check_policy(problem, source_policy)
+    (closed form, :func:`normalized_reward`), then the exact soft DP of :math:`\hat r` in the target.
+    π̂_S as probabilities ``source_policy`` or log-probabilities ``log_source_policy`` ``(S, A)``."""
+    logp = _source_log_policy(problem, source_policy, log_source_policy)
     src, tgt = problem.source, problem.target
-    r = normalized_reward(p, src, src.gamma, problem.tau_source, anchor=problem.anchor)
+    r = normalized_reward(None, src, src.gamma, problem.tau_source, anchor=problem.anchor, log_policy=logp)
     sol = solve(TabularMDP(tgt.P, r, tgt.gamma, terminal=tgt.terminal, initial=tgt.initial),
                 temperature=problem.tau_target, method="pi", tol=problem.tol)
     return TransferEstimate(sol.policy, sol.q, r, 0.0, _target_residual(problem, r, sol.q), "sequential_tabular",
                             sol.iterations, sol.converged)
 
 
-def coupled_tabular(problem: TransferProblem, source_policy, *, tol: float = 1e-13,
+def coupled_tabular(problem: TransferProblem, source_policy=None, *, log_source_policy=None, tol: float = 1e-13,
                     max_iter: int = 100) -> TransferEstimate:
     r"""Tabular coupled transfer: one Newton solve of the joint system in the unknowns (V_S, Q_T)
     (reconstructed form, docs/math.md §10), r eliminated through the source equation:
@@ -296,7 +320,7 @@ def coupled_tabular(problem: TransferProblem, source_policy, *, tol: float = 1e-
     the sup-norm residual is < ``tol``·(1 + scale); not converging within ``max_iter`` warns and
     reports ``converged=False``. Equals :func:`sequential_tabular` (the test: 1e-10).
     """
-    p = _check_policy(problem, source_policy)
+    logp = _source_log_policy(problem, source_policy, log_source_policy)
     src, tgt = problem.source, problem.target
     S, A = problem.n_states, problem.n_actions
     ts, tt, gs, gt = problem.tau_source, problem.tau_target, src.gamma, tgt.gamma
@@ -304,8 +328,6 @@ def coupled_tabular(problem: TransferProblem, source_policy, *, tol: float = 1e-
     live = np.flatnonzero(~term)
     rows = (live[:, None] * A + np.arange(A)).ravel()
     w = _anchor_weights(problem.anchor, S, A)
-    logp = np.zeros((S, A))
-    logp[live] = np.log(p[live])
     keep = sp.diags((~term).astype(np.float64))
     Ps = sp.csr_matrix(src.P2) @ keep  # V = 0 on terminal states: drop their columns
     Pt = sp.csr_matrix(tgt.P2) @ keep
@@ -372,8 +394,9 @@ class _Linear:
     phi_full: np.ndarray  # (S*A, d)
 
 
-def _linear_setup(problem, source_policy, reward_features, value_features, q_features, weights) -> _Linear:
-    p = _check_policy(problem, source_policy)
+def _linear_setup(problem, source_policy, reward_features, value_features, q_features, weights,
+                  log_source_policy=None) -> _Linear:
+    logp = _source_log_policy(problem, source_policy, log_source_policy)
     src = problem.source
     S, A = problem.n_states, problem.n_actions
     phi = check_finite(reward_features, "reward_features")
@@ -395,8 +418,6 @@ def _linear_setup(problem, source_policy, reward_features, value_features, q_fea
     psi0 = psi * (~term)[:, None]  # V_S = 0 on terminal states
     Ppsi = np.asarray(src.P2 @ psi0).reshape(S * A, -1)
     Gpsi = np.repeat(psi0, A, axis=0) - src.gamma * Ppsi
-    logp = np.zeros((S, A))
-    logp[live] = np.log(p[live])
     if weights is None:
         sw = np.ones(rows.size)
     else:
@@ -468,14 +489,16 @@ def _estimate_from(problem, L, theta, alpha, beta, method, it, ok) -> TransferEs
 
 
 def sequential_linear(problem: TransferProblem, source_policy, reward_features, *, value_features=None,
-                      q_features=None, weights=None, tol: float = 1e-12) -> TransferEstimate:
+                      q_features=None, weights=None, tol: float = 1e-12, log_source_policy=None) -> TransferEstimate:
     r"""Sequential transfer with linear classes (reconstructed form): stage 1
     :math:`(\hat\theta,\hat\alpha) = \arg\min\|e_S(\theta,\alpha)\|^2` (one linear least squares),
     stage 2 :math:`\hat\beta = \arg\min_\beta\|e_T(\hat\theta,\beta)\|^2` (Levenberg–Marquardt, exact
     Jacobian). Shapes: ``reward_features`` ``(S, A, d)``, ``value_features`` ``(S, k)`` (default
     identity: tabular V_S), ``q_features`` ``(S, A, m)`` (default identity: exact target DP).
-    ValueError if the classes cannot identify θ (naming the shaping directions)."""
-    L = _linear_setup(problem, source_policy, reward_features, value_features, q_features, weights)
+    ValueError if the classes cannot identify θ (naming the shaping directions). ``source_policy=None``
+    with ``log_source_policy`` passes log π̂_S instead."""
+    L = _linear_setup(problem, source_policy, reward_features, value_features, q_features, weights,
+                      log_source_policy)
     d = L.phi.shape[1]
     B = np.hstack([L.phi, -L.Gpsi]) * L.sw[:, None]
     x = np.linalg.lstsq(B, L.b * L.sw, rcond=None)[0]
@@ -494,7 +517,7 @@ def sequential_linear(problem: TransferProblem, source_policy, reward_features, 
 
 def coupled_linear(problem: TransferProblem, source_policy, reward_features, *, value_features=None,
                    q_features=None, weights=None, target_weight: float = 1.0, tol: float = 1e-12,
-                   max_nfev: int = 5000) -> TransferEstimate:
+                   max_nfev: int = 5000, log_source_policy=None) -> TransferEstimate:
     r"""Coupled transfer with linear classes (reconstructed form): jointly
 
     .. math:: \min_{\theta,\alpha,\beta}\ \|e_S(\theta,\alpha)\|^2 + \lambda\,\|e_T(\theta,\beta)\|^2
@@ -507,8 +530,9 @@ def coupled_linear(problem: TransferProblem, source_policy, reward_features, *, 
     :func:`sequential_linear`."""
     lam = check_positive(target_weight, "target_weight")
     seq = sequential_linear(problem, source_policy, reward_features, value_features=value_features,
-                            q_features=q_features, weights=weights, tol=tol)
-    L = _linear_setup(problem, source_policy, reward_features, value_features, q_features, weights)
+                            q_features=q_features, weights=weights, tol=tol, log_source_policy=log_source_policy)
+    L = _linear_setup(problem, source_policy, reward_features, value_features, q_features, weights,
+                      log_source_policy)
     d, k = L.phi.shape[1], L.Gpsi.shape[1]
     B = np.hstack([L.phi, -L.Gpsi]) * L.sw[:, None]
     alpha0 = np.linalg.lstsq(B, L.b * L.sw, rcond=None)[0][d:]
