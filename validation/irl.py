@@ -22,7 +22,7 @@ from mdpsandbox.irl import feature_expectations, mce_gradient, mce_gradient_undi
 from mdpsandbox.irl.identifiability import potential_shaping
 from mdpsandbox.irl.transfer import (
     coupled_linear, coupled_tabular, sequential_linear, sequential_tabular, shifted_problem, transfer_metrics,
-    transfer_problem, transfer_task,
+    transfer_task,
 )
 from ._plots import ok_rows, subplots
 

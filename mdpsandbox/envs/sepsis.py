@@ -59,8 +59,6 @@ source so results agree with work that used it; ``False`` gives the corrected dy
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import scipy.sparse as sp
 

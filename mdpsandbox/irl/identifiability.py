@@ -19,7 +19,7 @@ below fix Φ = 0 on terminal states and ignore the terminal rows of rewards.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Union
 
 import numpy as np
 import scipy.sparse as sp

@@ -47,7 +47,7 @@ import scipy.sparse.linalg as spla
 from scipy.optimize import least_squares
 
 from .._math import logsumexp
-from .._validate import check_finite, check_gamma, check_int, check_positive, check_shape
+from .._validate import check_finite, check_int, check_positive, check_shape
 from ..envs.tabular import TabularMDP
 from ..solvers.dp import evaluate, solve
 from .identifiability import _anchor_weights, normalize_reward, normalized_reward
