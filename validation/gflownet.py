@@ -463,15 +463,15 @@ def gflownet_losses_exact_flows(ctx: Context, n_types, max_size, n_steps) -> Non
        sizes={"quick": dict(depths=(2, 4), max_updates=300, losses=("fm", "db", "tb")),
               "full": dict(depths=(2, 4, 6), max_updates=800, losses=("fm", "db", "tb", "subtb"))})
 def gflownet_depth(ctx: Context, depths, max_updates, losses) -> None:
+    from mdpsandbox.sweeps import Sweep
+
     threshold = 0.05
-    table = {loss: [] for loss in losses}
-    for H in depths:
-        env = m.TokenMDP.random(2, H, seed=0)
-        dag = tree_dag(env)
-        lr = random_log_reward(dag, seed=100)
-        for loss in losses:
-            table[loss].append(updates_to_tv(dag, lr, loss, threshold, max_updates, batch_size=16, lr=0.05,
-                                             lr_log_z=0.5, seed=0))
+    df = ctx.sweep("runs", Sweep(task=gflownet_depth_cell, axes={"depth": list(depths), "loss": list(losses)},
+                                 fixed=dict(threshold=threshold, max_updates=max_updates)))
+    if "status" in df.columns and (df["status"] != "ok").any():
+        raise RuntimeError(f"sweep cells failed: {df.loc[df['status'] != 'ok', 'error'].iloc[0]}")
+    table = {loss: [float(df[(df["depth"] == H) & (df["loss"] == loss)]["updates"].iloc[0]) for H in depths]
+             for loss in losses}
     for loss in losses:
         for H, u in zip(depths, table[loss]):
             ctx.record(f"{loss}_depth_{H}", u)
@@ -495,3 +495,13 @@ def gflownet_depth(ctx: Context, depths, max_updates, losses) -> None:
     ax.legend()
     fig.tight_layout()
     ctx.figure("depth", fig)
+
+
+def gflownet_depth_cell(*, depth: int, loss: str, threshold: float, max_updates: int) -> dict:
+    """One sweep cell of ``gflownet_depth``: updates until TV < threshold on the binary tree of ``depth``
+    (R(x) = exp(N(0, 1)), seeded; batch 16, Adam lr 0.05, log Z lr 0.5, on-policy)."""
+    env = m.TokenMDP.random(2, depth, seed=0)
+    dag = tree_dag(env)
+    lr = random_log_reward(dag, seed=100)
+    return dict(updates=updates_to_tv(dag, lr, loss, threshold, max_updates, batch_size=16, lr=0.05, lr_log_z=0.5,
+                                      seed=0))

@@ -324,46 +324,61 @@ def qsharp_hellinger(ctx: Context, seeds, vocab, horizon, n_eps) -> None:
                            n_per_round=1000, steps=300, n_frontier=60)})
 def qsharp_vs_cd(ctx: Context, seeds, betas, n_rounds, n_per_round, steps, n_frontier) -> None:
     from mdpsandbox.learners import qsharp as qs
+    from mdpsandbox.sweeps import Sweep
 
+    df = ctx.sweep("trees", Sweep(task=qsharp_vs_cd_cell, axes={"seed": list(seeds), "beta": list(betas)},
+                                  fixed=dict(n_rounds=n_rounds, n_per_round=n_per_round, steps=steps)))
+    if "status" in df.columns and (df["status"] != "ok").any():
+        raise RuntimeError(f"sweep cells failed: {df.loc[df['status'] != 'ok', 'error'].iloc[0]}")
     fbetas = np.geomspace(0.01, 10.0, n_frontier)
-    gaps_q, gaps_cd, below = [], [], []
+    gaps_q = (df["opt_J"] - df["q_J"]).to_numpy()
+    gaps_cd = (df["opt_J"] - df["cd_J"]).to_numpy()
+    below = (df["cd_J"] - df["q_J"]).to_numpy()
     fig = Figure(figsize=(4.2 * (len(seeds) + 1), 4))
-    axes = fig.subplots(1, len(seeds) + 1)
+    axes = np.atleast_1d(fig.subplots(1, len(seeds) + 1))
     for ax, seed in zip(axes, seeds):
         env = m.bernoulli_tree(3, 3, p_success=0.2, seed=seed)
         fr = np.array([policy_report(env, m.solve(env, beta=b).policy, b) for b in fbetas])
-        pts = {"Q♯ (learned)": [], "CD/VAS (learned)": [], "CD/VAS (exact Q^ref)": []}
-        for b in betas:
-            with torch_threads(1):
-                res = qs.train_qsharp(env, b, n_rounds=n_rounds, n_per_round=n_per_round, steps=steps, seed=seed)
-            last, o = res.history[-1], res.optimal
-            gaps_q.append(o.objective - last["qsharp"].objective)
-            gaps_cd.append(o.objective - last["cd"].objective)
-            below.append(last["cd"].objective - last["qsharp"].objective)
-            pts["Q♯ (learned)"].append((last["qsharp"].kl, last["qsharp"].reward))
-            pts["CD/VAS (learned)"].append((last["cd"].kl, last["cd"].reward))
-            _, r, kl = policy_report(env, cd_policy(env, b), b)
-            pts["CD/VAS (exact Q^ref)"].append((kl, r))
+        d = df[df["seed"] == seed].sort_values("beta")
+        pts = {"Q♯ (learned)": np.c_[d["q_KL"], d["q_R"]], "CD/VAS (learned)": np.c_[d["cd_KL"], d["cd_R"]],
+               "CD/VAS (exact Q^ref)": np.c_[d["cdx_KL"], d["cdx_R"]]}
         _reward_kl_panel(ax, pts, fr, f"Bernoulli tree V=3, H=3, seed {seed}")
     env = m.qsharp_counterexample()
     with torch_threads(1):
         res = qs.train_qsharp(env, 0.05, atoms=np.linspace(0, 1, 11), n_rounds=2, n_per_round=256, steps=200)
     q_reward = res.history[-1]["qsharp"].reward
-    cd_exact = policy_report(env, cd_policy(env, 0.05), 0.05)[1]
+    _, cd_exact, cd_kl = policy_report(env, cd_policy(env, 0.05), 0.05)
     fr = np.array([policy_report(env, m.solve(env, beta=b).policy, b) for b in fbetas])
     _reward_kl_panel(axes[-1], {"Q♯ (learned, β = 0.05)": [(res.history[-1]["qsharp"].kl, q_reward)],
-                                "CD/VAS (exact, β = 0.05)": [(policy_report(env, cd_policy(env, 0.05), 0.05)[2], cd_exact)]},
+                                "CD/VAS (exact, β = 0.05)": [(cd_kl, cd_exact)]},
                      fr, "counterexample tree (Fig. 4)")
-    ctx.check("qsharp_near_optimal", measured=float(max(gaps_q)), threshold=0.02, op="<=", note="max J(π*) − J(Q♯) over trees and β")
+    ctx.check("qsharp_near_optimal", measured=float(max(gaps_q)), threshold=0.02, op="<=",
+              note="max J(π*) − J(Q♯) over trees and β")
     ctx.check("qsharp_not_below_cd", measured=float(max(below)), threshold=0.005, op="<=", note="max J(CD) − J(Q♯)")
     ctx.check("qsharp_mean_gap_below_cd", measured=float(np.mean(gaps_q) - np.mean(gaps_cd)), threshold=0.0, op="<",
               note=f"mean gap Q♯ {np.mean(gaps_q):.4f} − mean gap CD {np.mean(gaps_cd):.4f}")
-    ctx.check("counterexample_qsharp_reward", measured=float(q_reward), threshold=0.9, op=">", note="learned Q♯ reward at β = 0.05")
-    ctx.check("counterexample_cd_exact", measured=abs(cd_exact - 0.342), threshold=1e-3, op="<=", note=f"|exact CD reward − 0.342|, = {cd_exact:.4f}")
+    ctx.check("counterexample_qsharp_reward", measured=float(q_reward), threshold=0.9, op=">",
+              note="learned Q♯ reward at β = 0.05")
+    ctx.check("counterexample_cd_exact", measured=abs(cd_exact - 0.342), threshold=1e-3, op="<=",
+              note=f"|exact CD reward − 0.342|, = {cd_exact:.4f}")
+    ctx.record("cells", len(df))
     ctx.record("mean_gap_qsharp", round(float(np.mean(gaps_q)), 5))
     ctx.record("mean_gap_cd", round(float(np.mean(gaps_cd)), 5))
     fig.tight_layout()
     ctx.figure("reward_kl", fig)
+
+
+def qsharp_vs_cd_cell(*, seed: int, beta: float, n_rounds: int, n_per_round: int, steps: int) -> dict:
+    """One sweep cell of ``qsharp_vs_cd``: train Q♯ and CD on a Bernoulli tree at β, evaluate exactly."""
+    from mdpsandbox.learners import qsharp as qs
+
+    env = m.bernoulli_tree(3, 3, p_success=0.2, seed=seed)
+    with torch_threads(1):
+        res = qs.train_qsharp(env, beta, n_rounds=n_rounds, n_per_round=n_per_round, steps=steps, seed=seed)
+    last, o = res.history[-1], res.optimal
+    _, r, kl = policy_report(env, cd_policy(env, beta), beta)
+    return dict(opt_J=o.objective, q_J=last["qsharp"].objective, q_R=last["qsharp"].reward, q_KL=last["qsharp"].kl,
+                cd_J=last["cd"].objective, cd_R=last["cd"].reward, cd_KL=last["cd"].kl, cdx_R=r, cdx_KL=kl)
 
 
 def _reward_kl_panel(ax, points: dict, frontier: np.ndarray, title: str) -> None:
