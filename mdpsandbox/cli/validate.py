@@ -90,8 +90,13 @@ def run(args) -> int:
             print(f"  {res['id']}: {res['verdict'].upper()}{tag} {res['seconds']:.1f} s", file=sys.stderr)
 
     t0 = time.perf_counter()
-    results = run_claims(chosen, size=size, out=args.out, backend=args.backend, workers=args.workers,
-                         fresh=False, progress=not args.no_progress, on_result=show)
+    try:
+        results = run_claims(chosen, size=size, out=args.out, backend=args.backend, workers=args.workers,
+                             fresh=False, progress=not args.no_progress, on_result=show)
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished claims are stored in {args.out}; rerun the same command to resume "
+              "(nothing finished is recomputed)", file=sys.stderr)
+        return 130
     doc = write_report(results, args.out, size=size, seconds=time.perf_counter() - t0)
     import os
 
