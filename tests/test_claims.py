@@ -441,3 +441,17 @@ def test_sweep_cells_of_an_interrupted_claim_are_not_recomputed(tmp_path, monkey
     assert len((counters / "cells").read_text()) == 4  # every cell reused
     run_claims(discover(d), out=out, size="full", progress=False)  # a different grid: its own sweep directory
     assert len((counters / "cells").read_text()) == 10
+
+
+def test_ctrl_c_keeps_finished_claims_and_says_how_to_resume(toy, tmp_path, monkeypatch, capsys):
+    flag = tmp_path / "interrupt"
+    flag.touch()
+    monkeypatch.setenv("TOY_INTERRUPT", str(flag))
+    out = tmp_path / "rep"
+    rc, _, err = validate(capsys, "--claims-dir", str(toy), "--out", str(out))
+    assert rc == 130 and "rerun the same command to resume" in err
+    assert (out / "toy_pass" / "result.json").exists()
+    flag.unlink()
+    rc, stdout, _ = validate(capsys, "--claims-dir", str(toy), "--out", str(out))
+    assert rc == 1 and re.search(r"toy_pass\s+PASS \(cached\)", stdout)
+    assert calls(toy, "toy_pass") == 1
