@@ -109,12 +109,6 @@ def test_random_mrp_is_stochastic_with_fixed_branching(seed):
     np.testing.assert_allclose(vd.mrp_value(P, r, 0.9), np.linalg.solve(np.eye(7) - 0.9 * P, r))
 
 
-def test_loglog_fit_recovers_power_law():
-    x = np.geomspace(1, 1e4, 9)
-    s, c = vd.loglog_fit(x, 3.0 * x**-0.5)
-    assert abs(s + 0.5) < 1e-12 and abs(c - np.log(3.0)) < 1e-12
-
-
 # ---------------------------------------------------------------------- Q♯ helpers
 @pytest.mark.parametrize("beta", [1e-8, 1e-3, 0.05, 1.0, 10.0, 1e4])
 def test_counterexample_closed_form_matches_exact_policies(beta):

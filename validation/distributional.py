@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from mdpsandbox.claims import Context, claim
-from mdpsandbox.plots import plot_return_cdfs
+from mdpsandbox.plots import fit_loglog, plot_loglog, plot_return_cdfs
 from mdpsandbox.solvers.distributional import (
     Categorical,
     Quantile,
@@ -84,12 +84,6 @@ def worked_example_exact():
                 M[k] = [a - M[k][col] * c for a, c in zip(M[k], M[col])]
     F = [[M[x * m1 + i][n] for i in range(m1)] for x in range(2)]
     return F, z
-
-
-def loglog_fit(x, y):
-    """(slope, intercept) of the least-squares line log y = slope·log x + intercept."""
-    s, c = np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)
-    return float(s), float(c)
 
 
 # ====================================================================== DCFP
@@ -172,7 +166,7 @@ def dcfp_sample_rate(ctx: Context, n_states, n_atoms, ref_atoms, n_seeds, n_poin
             f = categorical_fixed_point(empirical_model(P, int(N), seed=1000 * k + s), r, gamma, n_atoms)
             e_c[s, k] = sup_wasserstein1(f, eta_c)
             e_t[s, k] = sup_wasserstein1(f, truth)
-    slope, icpt = loglog_fit(Ns, e_c.mean(axis=0))
+    slope, _ = fit_loglog(Ns, e_c.mean(axis=0))
     ctx.check("slope_minus_half", measured=abs(slope + 0.5), threshold=0.15, op="<=",
               note=f"|fitted slope + 1/2|, slope = {slope:.3f}")
     ctx.check("floor_within_bound", measured=floor, threshold=bound + ref_bound, op="<=",
@@ -182,14 +176,12 @@ def dcfp_sample_rate(ctx: Context, n_states, n_atoms, ref_atoms, n_seeds, n_poin
     ctx.record("slope", round(slope, 3))
     ctx.record("atom_floor_measured", round(floor, 5))
     ctx.record("atom_floor_bound", round(bound, 4))
-    fig = Figure(figsize=(6, 4))
-    ax = fig.add_subplot()
-    ax.loglog(Ns, e_c.mean(axis=0), "o-", label=f"to η_C (fit slope {slope:.2f})")
-    ax.loglog(Ns, e_t.mean(axis=0), "s-", label="to η^π (reference)")
-    ax.loglog(Ns, np.exp(icpt) * Ns ** -0.5, "k:", label="slope −1/2")
+    fig = plot_loglog(Ns, e_c.mean(axis=0), theory_slope=-0.5, label="sup-W1 to η_C", xlabel="samples per state N",
+                      ylabel="sup-W1 (mean over seeds)", title=f"DCFP(P̂_N), γ = {gamma}, m = {n_atoms}")
+    ax = fig.axes[0]
+    ax.loglog(Ns, e_t.mean(axis=0), "s-", label="sup-W1 to η^π (reference)")
     ax.axhline(floor, color="gray", ls="--", label="W1(η_C, η^π)")
     ax.axhline(bound, color="r", ls="--", label="ς/(2(1−γ))")
-    ax.set(xlabel="samples per state N", ylabel="sup-W1 (mean over seeds)", title=f"DCFP(P̂_N), γ = {gamma}, m = {n_atoms}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     ctx.figure("sample_rate", fig)
@@ -228,7 +220,7 @@ def dcfp_atoms_vs_eps(ctx: Context, gammas, n_states, ref_atoms, n_m) -> None:
         ratio = max(ratio, float(np.nanmax(needed / bound)))
         fin = np.isfinite(needed)
         if fin.sum() >= 3:
-            slopes.append(loglog_fit(eps[fin], needed[fin])[0])
+            slopes.append(fit_loglog(eps[fin], needed[fin])[0])
         ax.loglog(eps, needed, "o-", label=f"needed, γ = {g}")
         ax.loglog(eps, bound, "--", label=f"bound, γ = {g}")
     ctx.check("reference_resolved", measured=ref_err, threshold=0.2, op="<=",

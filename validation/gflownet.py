@@ -17,6 +17,7 @@ from scipy.special import gammaln
 import mdpsandbox as m
 from mdpsandbox._math import logsumexp
 from mdpsandbox.claims import Context, claim
+from mdpsandbox.plots import fit_loglog, plot_loglog
 from mdpsandbox.envs.dag import DAG, multiset_dag, random_log_reward, tree_dag
 from mdpsandbox.solvers.flows import (
     backward_log_policy,
@@ -343,7 +344,7 @@ def tv_floor_perfect_sampler(ctx: Context, side, n_reps) -> None:
         sims.append(tv.mean())
         ses.append(se)
     big = ns >= 1000
-    slope = float(np.polyfit(np.log(ns[big]), np.log(exact[big]), 1)[0])
+    slope, _ = fit_loglog(ns[big], exact[big])
     ctx.check("closed_form_equals_enumeration", measured=enum_err, threshold=1e-12, op="<=",
               note="max |closed form − exhaustive multinomial enumeration| (4 small cases)")
     ctx.check("simulation_matches", measured=zmax, threshold=4.0, op="<=",
@@ -352,13 +353,12 @@ def tv_floor_perfect_sampler(ctx: Context, side, n_reps) -> None:
               note=f"|log-log slope of the floor for n ≥ 1000 + 1/2|, slope = {slope:.3f}")
     for n, e in zip(ns, exact):
         ctx.record(f"floor_n_{n}", float(f"{e:.4g}"))
-    fig = Figure(figsize=(6, 4))
-    ax = fig.add_subplot()
-    ax.loglog(ns, exact, "k-", label="exact E TV (binomial)")
-    ax.errorbar(ns, sims, yerr=2 * np.array(ses), fmt="o", label="simulated perfect sampler (±2 SE)")
+    fig = plot_loglog(ns, exact, theory_slope=-0.5, label="exact E TV (binomial)", xlabel="samples n",
+                      ylabel="TV(empirical, p)", title=f"TV floor of a perfect sampler ({side}² hypergrid)")
+    ax = fig.axes[0]
+    ax.errorbar(ns, sims, yerr=2 * np.array(ses), fmt="s", mfc="none", label="simulated perfect sampler (±2 SE)")
     ax.loglog(ns, np.sum(np.sqrt(p * (1 - p))) / np.sqrt(2 * np.pi * ns), "r:", label="Σ√(p(1−p)/(2πn))")
-    ax.set(xlabel="samples n", ylabel="TV(empirical, p)", title=f"TV floor of a perfect sampler ({side}² hypergrid)")
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     ctx.figure("tv_floor", fig)
 

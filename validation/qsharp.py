@@ -14,7 +14,7 @@ from scipy.special import rel_entr
 import mdpsandbox as m
 from mdpsandbox._math import log_softmax
 from mdpsandbox.claims import Context, claim
-from mdpsandbox.plots import plot_reward_kl
+from mdpsandbox.plots import fit_loglog, plot_loglog, plot_reward_kl
 from mdpsandbox.solvers.return_laws import (
     ReturnLaws,
     cd_policy,
@@ -102,11 +102,6 @@ class torch_threads:
 
         torch.set_num_threads(self.old)
         return False
-
-
-def loglog_slope(x, y) -> float:
-    """Least-squares slope of log y against log x."""
-    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
 
 
 # ====================================================================== claims
@@ -284,7 +279,7 @@ def qsharp_hellinger(ctx: Context, seeds, vocab, horizon, n_eps) -> None:
                 regret[i, j, k] = J_star - J_hat
     reg = regret.mean(axis=0)
     H = hel.mean(axis=0)
-    slope = loglog_slope(H[: max(3, eps.size // 2)], reg[-1, : max(3, eps.size // 2)])
+    slope, _ = fit_loglog(H[: max(3, eps.size // 2)], reg[-1, : max(3, eps.size // 2)])
     mono = float(np.mean(np.diff(regret, axis=1) > 0))
     ctx.check("regret_vanishes", measured=float(reg[-1, 0] / reg[-1, -1]), threshold=1e-3, op="<=",
               note="regret at the smallest / largest perturbation (σ = 1)")
@@ -296,14 +291,13 @@ def qsharp_hellinger(ctx: Context, seeds, vocab, horizon, n_eps) -> None:
     # how the regret scales with the spread at the smallest perturbation (σ² scaling would give 4 per doubling)
     ctx.record("regret_ratio_sigma_1_over_0.5", round(float(reg[2, 0] / reg[1, 0]), 3))
     ctx.record("regret_ratio_sigma_0.5_over_0.25", round(float(reg[1, 0] / reg[0, 0]), 3))
-    fig = Figure(figsize=(6, 4))
-    ax = fig.add_subplot()
-    for j, s in enumerate(sigmas):
-        ax.plot(H, reg[j], "o-", label=f"reward scale σ = {s}")
-    ax.plot(H, reg[-1, 0] * (H / H[0]) ** 2, "k:", label="slope 2")
-    ax.set(xscale="log", yscale="log", xlabel="max Hellinger H(Ẑ, Z^{π_ref})", ylabel="J(π*) − J(π^Ẑ)",
-           title=f"guidance error vs distributional error, β = {beta}")
-    ax.legend()
+    fig = plot_loglog(H, reg[-1], theory_slope=2.0, label=f"reward scale σ = {sigmas[-1]}",
+                      xlabel="max Hellinger H(Ẑ, Z^π_ref)", ylabel="J(π*) − J(π^Ẑ)",
+                      title=f"guidance error vs distributional error, β = {beta}")
+    ax = fig.axes[0]
+    for j, s in enumerate(sigmas[:-1]):
+        ax.loglog(H, reg[j], "o-", ms=4, label=f"reward scale σ = {s}")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     ctx.figure("hellinger", fig)
 
