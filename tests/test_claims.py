@@ -455,3 +455,45 @@ def test_ctrl_c_keeps_finished_claims_and_says_how_to_resume(toy, tmp_path, monk
     rc, stdout, _ = validate(capsys, "--claims-dir", str(toy), "--out", str(out))
     assert rc == 1 and re.search(r"toy_pass\s+PASS \(cached\)", stdout)
     assert calls(toy, "toy_pass") == 1
+
+
+TOY_FLAKY = '''
+import os
+from pathlib import Path
+from mdpsandbox.claims import claim
+
+
+def flaky_cell(*, x):
+    if Path(os.environ["TOY_BREAK"]).exists():
+        raise RuntimeError("cell broken")
+    return dict(y=float(x))
+
+
+@claim(id="toy_flaky", title="a sweep whose cells fail once", statement="failed cells are retried",
+       citation="none", topic="toy", assertions=("all_ok",), sizes={"quick": {}, "full": {}})
+def toy_flaky(ctx):
+    from mdpsandbox.sweeps import Sweep
+    import matplotlib.pyplot as plt
+
+    df = ctx.sweep("grid", Sweep(task=flaky_cell, axes={"x": [1, 2]}))
+    if (df["status"] != "ok").any():
+        raise RuntimeError("a cell failed: " + str(df["error"].iloc[0]))
+    ctx.check("all_ok", measured=len(df), threshold=2, op=">=")
+    fig, ax = plt.subplots()
+    ctx.figure("empty", fig)
+'''
+
+
+def test_rerun_after_a_failed_cell_retries_it(tmp_path, monkeypatch, clean_registry):
+    d = tmp_path / "toyflaky"
+    d.mkdir()
+    (d / "toy_flaky.py").write_text(TOY_FLAKY)
+    brk = tmp_path / "break"
+    brk.touch()
+    monkeypatch.setenv("TOY_BREAK", str(brk))
+    out = tmp_path / "rep"
+    res = run_claims(discover(d), out=out, progress=False)
+    assert res[0]["verdict"] == "error" and "cell broken" in res[0]["error"]
+    brk.unlink()
+    res = run_claims(discover(d), out=out, progress=False)
+    assert res[0]["verdict"] == "pass" and not res[0]["reused"]

@@ -168,7 +168,9 @@ class Context:
     def sweep(self, name: str, sweep, **kwargs):
         """Run (or resume) ``sweep`` with :func:`mdpsandbox.sweeps.run` into this claim's directory
         (``<dir>/sweeps/<name>-<fingerprint>``, so a changed claim never reuses stale cells) with the
-        run's backend and workers; returns its DataFrame. Keyword arguments go to ``run``."""
+        run's backend and workers; returns its DataFrame. Keyword arguments go to ``run`` (default
+        ``retry_failed=True``: cells stored as errors by an earlier attempt are recomputed, finished
+        cells never are)."""
         from ..sweeps import run
 
         if not isinstance(name, str) or not name.isidentifier():
@@ -177,6 +179,7 @@ class Context:
         kwargs.setdefault("backend", self.backend)
         kwargs.setdefault("workers", self.workers)
         kwargs.setdefault("progress", self.progress)
+        kwargs.setdefault("retry_failed", True)  # a claim rerun after an error retries its failed cells
         return run(sweep, out=str(out), **kwargs)
 
 
