@@ -93,7 +93,7 @@ def worked_example_exact():
                   "categorical fixed point (I − M)F = b (Rowland et al. 2024) equals the limit of CDP "
                   "η ← Π_C T^π η (Rowland et al. 2018); its mean is V^π, and the docs/math.md §7 worked example "
                   "holds in exact fractions (F(x0) = (0, 0, 5/14, 11/14), F(x1) = (15/28, 25/28, 1, 1))."),
-       citation="Rowland et al. (2024) §4; Rowland et al. (2018) Prop. 1; docs/math.md §7",
+       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" (DCFP); Rowland et al. (2018) \"An analysis of categorical distributional RL\"; docs/math.md §7",
        topic=TOPIC,
        assertions=("dcfp_equals_cdp", "mean_equals_value", "worked_example_fractions", "worked_example_solver"),
        sizes={"quick": dict(seeds=(0, 1), n_states=8, n_atoms=31),
@@ -142,9 +142,9 @@ def dcfp_equals_cdp_limit(ctx: Context, seeds, n_states, n_atoms) -> None:
 @claim(id="dcfp_sample_rate",
        title="DCFP with a generative model: sup-W1 error ∝ N^{-1/2}, flattening at the atom floor ≤ ς/(2(1−γ))",
        statement=("With P̂ from N samples per state, the DCFP estimate's sup-W1 distance to the categorical fixed "
-                  "point η_C decays like N^{-1/2} (log-log slope −1/2; Rowland et al. 2024, Thm. 5.1 rate), while its "
+                  "point η_C decays like N^{-1/2} (log-log slope −1/2, the rate of Rowland et al. 2024), while its "
                   "distance to the true return law flattens at W1(η_C, η^π) ≤ ς/(2(1−γ)) (docs/math.md §7)."),
-       citation="Rowland et al. (2024) Thm. 5.1; Rowland et al. (2018) Prop. 3; docs/math.md §7",
+       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" (sample complexity); Rowland et al. (2018) \"An analysis of categorical distributional RL\" (projection error); docs/math.md §7",
        topic=TOPIC,
        assertions=("slope_minus_half", "floor_within_bound", "flattens_at_floor"),
        sizes={"quick": dict(n_states=10, n_atoms=51, ref_atoms=1001, n_seeds=6, n_points=7),
@@ -192,7 +192,7 @@ def dcfp_sample_rate(ctx: Context, n_states, n_atoms, ref_atoms, n_seeds, n_poin
        statement=("The atom floor ς/(2(1−γ)) with ς = Δr/((1−γ)(m−1)) gives m = 1 + Δr/(2ε(1−γ)²) atoms as enough "
                   "for W1(η_C, η^π) ≤ ε (Rowland et al. 2024, m = Θ(1/(ε(1−γ)²))); measured: the smallest m reaching ε (against a "
                   "fine-support reference) never exceeds this bound and grows like ε^{-1} (log-log slope ≈ −1)."),
-       citation="Rowland et al. (2024) §5 (number of atoms); docs/math.md §7",
+       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" (number of atoms); docs/math.md §7",
        topic=TOPIC,
        assertions=("reference_resolved", "needed_within_bound", "slope_in_eps"),
        sizes={"quick": dict(gammas=(0.5, 0.8), n_states=6, ref_atoms=1601, n_m=12),
@@ -239,9 +239,9 @@ def dcfp_atoms_vs_eps(ctx: Context, gammas, n_states, ref_atoms, n_m) -> None:
 @claim(id="dcfp_faster_than_cdp",
        title="DCFP's advantage over CDP grows as γ → 1 (operator applications and wall time)",
        statement=("CDP needs ≈ log(1/tol)/(1−γ) applications of Π_C T^π, while the Krylov DCFP solve of (I − M)F = b "
-                  "needs far fewer matrix–vector products (Rowland et al. 2024, §4, the computational argument): the "
+                  "needs far fewer matrix–vector products (Rowland et al. 2024, the computational argument for DCFP): the "
                   "ratio of operator applications, and of wall time, increases with γ and is > 1 at γ = 0.999."),
-       citation="Rowland et al. (2024) §4; docs/math.md §7, §11",
+       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\"; docs/math.md §7, §11",
        topic=TOPIC,
        assertions=("ratio_increases", "applications_ratio_at_max_gamma", "wall_ratio_at_max_gamma"),
        sizes={"quick": dict(n_states=40, n_atoms=51, gammas=(0.9, 0.99, 0.999)),
@@ -287,7 +287,7 @@ def dcfp_faster_than_cdp(ctx: Context, n_states, n_atoms, gammas) -> None:
                   "stochastic categorical CDF Bellman equation, Rowland et al. 2024) gives random CDFs, each monotone "
                   "in [0, 1] with mean equal to its realised return, whose average is the categorical fixed point "
                   "F_C(x0) within binomial standard errors."),
-       citation="Rowland et al. (2024) §5 (stochastic categorical CDF Bellman equation); docs/math.md §7",
+       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" (stochastic categorical CDF Bellman equation, reconstructed form); docs/math.md §7",
        topic=TOPIC,
        assertions=("mean_within_standard_error", "valid_cdfs", "sample_mean_is_return"),
        sizes={"quick": dict(n_samples=20_000, n_atoms=21, gammas=(0.5, 0.9)),
@@ -342,7 +342,7 @@ def _td_mrp(seed):
        statement=("Sample-based categorical TD with the hat projection Π_C — the C51 cross-entropy step on logits "
                   "(Bellemare et al. 2017) and the CTD probability mixture (Rowland et al. 2018) — converges to the "
                   "categorical fixed point η_C = Π_C T^π η_C: sup-W1 ≤ 0.015 after 5000 iterations × 4 samples."),
-       citation="Bellemare et al. (2017); Rowland et al. (2018) Thm. 2; docs/math.md §7, §9",
+       citation="Bellemare, Dabney & Munos (2017) \"A distributional perspective on RL\"; Rowland et al. (2018) \"An analysis of categorical distributional RL\"; docs/math.md §7, §9",
        topic=TOPIC,
        assertions=("c51_logits_w1", "ctd_probs_w1", "mean_matches_value"),
        sizes={"quick": dict(seeds=(0,), n_iterations=5000), "full": dict(seeds=(0, 1, 2, 3, 4), n_iterations=20000)})
@@ -373,7 +373,7 @@ def c51_td_fixed_point(ctx: Context, seeds, n_iterations) -> None:
        title="Quantile TD (QR, pinball and Huber) reaches the quantile DP fixed point",
        statement=("Quantile regression TD (Dabney et al. 2018) at levels (2i−1)/(2m) converges to the quantile DP "
                   "fixed point (W1 projection; Rowland et al. 2024 §QDP): mean |θ − θ*| ≤ 0.015 (+κ for Huber κ)."),
-       citation="Dabney et al. (2018); Rowland et al. (2024) §QDP; docs/math.md §7, §9",
+       citation="Dabney et al. (2018) \"Distributional RL with quantile regression\"; Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" (QDP); docs/math.md §7, §9",
        topic=TOPIC,
        assertions=("pinball_w1", "huber_w1"),
        sizes={"quick": dict(seeds=(0,), n_iterations=5000), "full": dict(seeds=(0, 1, 2, 3, 4), n_iterations=20000)})
@@ -403,7 +403,7 @@ def qr_td_fixed_point(ctx: Context, seeds, n_iterations) -> None:
        statement=("Cross-entropy to a Gaussian-smoothed histogram of r + γV̂(X') (Farebrother et al. 2024) has a fixed "
                   "point whose mean is within the exponentially small smoothing bias of the exact V^π, and TD reaches "
                   "the exact value within 0.015 (logits and mixture parametrisations)."),
-       citation="Farebrother et al. (2024) §3; docs/math.md §9",
+       citation="Farebrother et al. (2024) \"Stop regressing: training value functions via classification for scalable deep RL\"; docs/math.md §9",
        topic=TOPIC,
        assertions=("fixed_point_mean_bias", "td_logits_value", "td_probs_value"),
        sizes={"quick": dict(seeds=(1,), n_iterations=3000), "full": dict(seeds=(0, 1, 2, 3, 4), n_iterations=20000)})

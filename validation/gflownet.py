@@ -110,7 +110,7 @@ def expected_tv_enumeration(p, n: int) -> float:
 
 def munchausen_soft_q(dag: DAG, log_reward, alpha: float, *, log_pb=None, scale: float = 1.0,
                       tol: float = 1e-12, max_iter: int = 1_000_000):
-    r"""Munchausen soft Q-iteration on a DAG (Vieillard et al. 2020; Tiapkin et al. 2024 §4), τ = 1, γ = 1:
+    r"""Munchausen soft Q-iteration on a DAG (Vieillard et al. 2020; Tiapkin et al. 2024), τ = 1, γ = 1:
 
     .. math:: Q_{k+1}(s,a) = c\,r(s,a) + \alpha\log\pi_k(a|s) + V_k(s'_a),\quad
               V_k = \mathrm{LSE}_a Q_k,\quad \pi_k = e^{Q_k - V_k}
@@ -176,9 +176,9 @@ def _normalised(log_w: np.ndarray) -> np.ndarray:
 @claim(id="gflownet_kl_control_tree",
        title="KL control on a token tree is the GFlowNet with R(x) = π_ref(x) e^{R(x)/β} (exact, β from 1e-6 to 1e6)",
        statement=("On a token tree, the exact flow of R(x) = π_ref(x) exp(R_seq(x)/β) has forward policy P_F* = π*_β "
-                  "(the KL-regularised optimum) and log Z = V*(root)/β (Tiapkin et al. 2024, Prop. 1; "
+                  "(the KL-regularised optimum) and log Z = V*(root)/β (Tiapkin et al. 2024; "
                   "docs/math.md §4, §8)."),
-       citation="Tiapkin et al. (2024) §3; docs/math.md §4, §8",
+       citation="Tiapkin et al. (2024) \"Generative flow networks as entropy-regularized RL\"; docs/math.md §4, §8",
        topic=TOPIC,
        assertions=("policy_equal", "log_z_equal"),
        sizes={"quick": dict(seeds=(0, 1), vocab=3, horizon=4), "full": dict(seeds=tuple(range(10)), vocab=4, horizon=5)})
@@ -214,7 +214,7 @@ def gflownet_kl_control_tree(ctx: Context, seeds, vocab, horizon) -> None:
                   "samples x ∝ n(x)R(x), n(x) = number of paths; adding r(s→s') = log P_B(s|s') makes it the GFlowNet "
                   "sampler ∝ R(x) (Tiapkin et al. 2024, Thm. 1); γ < 1 breaks proportionality. Exact TV by pushing "
                   "mass on the Bengio et al. (2021) hypergrid."),
-       citation="Tiapkin et al. (2024) Thm. 1; Bengio et al. (2021) §4 (hypergrid); docs/math.md §8",
+       citation="Tiapkin et al. (2024) \"Generative flow networks as entropy-regularized RL\", Thm. 1; Bengio et al. (2021) \"Flow network based generative models\" (hypergrid); docs/math.md §8",
        topic=TOPIC,
        assertions=("no_pb_samples_n_times_r", "no_pb_far_from_r", "with_pb_samples_r", "gamma_lt_1_breaks",
                    "path_counts_multinomial"),
@@ -268,8 +268,8 @@ def softq_dag_path_bias(ctx: Context, side, dim) -> None:
        statement=("Adding α log π to the reward (Munchausen; Vieillard et al. 2020) moves the soft fixed point to "
                   "temperature 1 − α, so on a tree the GFlowNet-as-soft-RL sampler draws x ∝ R(x)^{1/(1−α)}; "
                   "rescaling every reward by 1 − α restores x ∝ R(x) — also on a DAG with log P_B rewards "
-                  "(Tiapkin et al. 2024 §4). Exact fixed-point iteration, TV by pushing mass."),
-       citation="Vieillard et al. (2020) Thm. 1; Tiapkin et al. (2024) §4; docs/math.md §8, §9",
+                  "(Tiapkin et al. 2024). Exact fixed-point iteration, TV by pushing mass."),
+       citation="Vieillard, Pietquin & Geist (2020) \"Munchausen reinforcement learning\"; Tiapkin et al. (2024) \"Generative flow networks as entropy-regularized RL\"; docs/math.md §8, §9",
        topic=TOPIC,
        assertions=("tree_power_law", "tree_not_r", "renormalised_tree_r", "renormalised_dag_r"),
        sizes={"quick": dict(alphas=(0.1, 0.5, 0.9), horizon=4, side=8),
@@ -418,7 +418,7 @@ def updates_to_tv(dag: DAG, log_reward, loss: str, threshold: float, max_updates
                   "(Bengio et al. 2021, 2023) and sub-trajectory balance (Madan et al. 2023) give a forward policy with "
                   "p_F = R/Z and log Z = log Σ_x R(x); DB/SubTB also learn the unique state flows log F(s) of the "
                   "uniform P_B (docs/math.md §8). Tabular models, full-batch Adam on the multiset DAG."),
-       citation="Malkin et al. (2022); Bengio et al. (2023) 'GFlowNet foundations'; Madan et al. (2023); docs/math.md §8",
+       citation="Malkin et al. (2022) \"Trajectory balance\"; Bengio et al. (2023) \"GFlowNet foundations\"; Madan et al. (2023) \"Learning GFlowNets from partial episodes\"; docs/math.md §8",
        topic=TOPIC,
        assertions=("tv_all_losses", "log_z_all_losses", "log_flow_db_subtb"),
        sizes={"quick": dict(n_types=3, max_size=3, n_steps=200), "full": dict(n_types=4, max_size=4, n_steps=1500)})
@@ -458,7 +458,7 @@ def gflownet_losses_exact_flows(ctx: Context, n_types, max_size, n_steps) -> Non
                   "chain, so their updates to reach TV(p_F, R/Z) < 0.05 grow with depth, while TB (Malkin et al. 2022) "
                   "updates every edge of a trajectory at once and needs no more updates than FM and DB at the deepest "
                   "tree. (SubTB with λ = 0.9 behaved like DB in our runs: no claim is made for it.)"),
-       citation="Malkin et al. (2022) §4; Madan et al. (2023); docs/math.md §8",
+       citation="Malkin et al. (2022) \"Trajectory balance: improved credit assignment in GFlowNets\"; Madan et al. (2023); docs/math.md §8",
        topic=TOPIC,
        assertions=("all_converge", "fm_slows_with_depth", "db_slows_with_depth", "tb_no_slower_than_fm",
                    "tb_no_slower_than_db"),

@@ -108,10 +108,10 @@ class torch_threads:
 @claim(id="qsharp_identity",
        title="Q♯ identity: Q* = β log E exp(Z^{π_ref}/β) on token trees (γ = 1); an under-estimate for γ < 1",
        statement=("On a token tree (deterministic transitions, γ = 1) the KL-regularised optimum is a functional of "
-                  "the reference return law: Q*(s,a) = β log E_{z~Z^{π_ref}(s,a)} e^{z/β} (Zhou et al. 2025, §3). "
+                  "the reference return law: Q*(s,a) = β log E_{z~Z^{π_ref}(s,a)} e^{z/β} (Zhou et al. 2025). "
                   "Checked against backward induction for β from 1e-8 to 1e8; with γ < 1 the same functional "
                   "is ≤ Q* (Jensen on z ↦ z^γ) and strictly below it at moderate β."),
-       citation="Zhou et al. (2025) §3; docs/math.md §4, §6",
+       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM post-training\"; docs/math.md §4, §6",
        topic=TOPIC,
        assertions=("identity_gamma1", "below_qstar_gamma_lt_1", "gap_positive_gamma_lt_1"),
        sizes={"quick": dict(seeds=(0, 1), vocab=3, horizon=4),
@@ -156,7 +156,7 @@ def qsharp_identity(ctx: Context, seeds, vocab, horizon) -> None:
                   "probability → 1 and earns → 0.1 as β → 0, while the exact Q♯ policy (= π*) earns → 1; the "
                   "full-sequence KL of π* tends to ln(1/p_R) + ln 20 (the paper's ln(1/p_R) is the first-step KL). "
                   "Exact policies match the closed forms at every β."),
-       citation="Zhou et al. (2025) §4, Fig. 4; docs/math.md §6",
+       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM post-training\", Fig. 4; docs/math.md §6",
        topic=TOPIC,
        assertions=("closed_forms_match", "qsharp_is_optimal", "cd_left_limit", "cd_reward_limit",
                    "qsharp_reward_limit", "kl_limit"),
@@ -216,7 +216,7 @@ def qsharp_counterexample(ctx: Context, n_betas) -> None:
        statement=("The Q♯ identity needs deterministic transitions: with a stochastic transition, "
                   "β log E e^{Z/β} = β log(p E_ref e^{R/β} + 1 − p) > p β log E_ref e^{R/β} = Q* (strict concavity "
                   "of log); every deterministic edge keeps a zero gap."),
-       citation="Zhou et al. (2025) §3 (deterministic-transition assumption); docs/math.md §4",
+       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM post-training\" (deterministic-transition assumption); docs/math.md §4",
        topic=TOPIC,
        assertions=("gap_matches_closed_form", "gap_positive", "deterministic_edges_zero"),
        sizes={"quick": dict(n_betas=9, ps=(0.1, 0.5, 0.9)), "full": dict(n_betas=41, ps=(0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99))})
@@ -253,8 +253,8 @@ def qsharp_jensen_gap(ctx: Context, n_betas, ps) -> None:
        statement=("Perturbing the exact reference return law Z^{π_ref} to Ẑ (controlled log-tilt ε) and guiding with "
                   "π_ref e^{Q̂/β}, Q̂ = β log E_Ẑ e^{z/β}: the regret J(π*) − J(π^Ẑ) vanishes with the Hellinger error "
                   "of Ẑ (measured log-log slope ≈ 2), and at the same Hellinger error it is smaller when the reference "
-                  "return has a smaller spread (rewards scaled by σ) — the variance dependence of Zhou et al. (2025), Thm. 4.4."),
-       citation="Zhou et al. (2025) §4 (Thm. 4.4, variance-dependent bound); docs/math.md §6",
+                  "return has a smaller spread (rewards scaled by σ) — the variance dependence of the Q♯ guarantees (Zhou et al. 2025)."),
+       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM post-training\" (variance-dependent guarantees); docs/math.md §6",
        topic=TOPIC,
        assertions=("regret_vanishes", "slope_about_two", "smaller_spread_smaller_regret"),
        sizes={"quick": dict(seeds=(0, 1), vocab=3, horizon=3, n_eps=6),
@@ -308,7 +308,7 @@ def qsharp_hellinger(ctx: Context, seeds, vocab, horizon, n_eps) -> None:
                   "ML on roll-in data) reaches J within 0.02 of J(π*) at every β, and J(Q♯) ≥ J(CD) − 0.005 with a "
                   "smaller mean gap than CD/VAS trained on the same data; on the counterexample tree at β = 0.05 "
                   "Q♯ earns > 0.9 while exact CD earns 0.342 (Left w.p. e/(1+e))."),
-       citation="Zhou et al. (2025) §5, Algorithm 1, Fig. 4; docs/math.md §6",
+       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM post-training\", Algorithm 1, Fig. 4; docs/math.md §6",
        topic=TOPIC,
        assertions=("qsharp_near_optimal", "qsharp_not_below_cd", "qsharp_mean_gap_below_cd",
                    "counterexample_qsharp_reward", "counterexample_cd_exact"),
