@@ -263,3 +263,17 @@ def test_normalized_reward_at_extreme_temperature_via_log_policy(tau, gamma):
         # the policy itself underflows: the clear error points at log_policy
         with pytest.raises(ValueError, match="log_policy"):
             normalized_reward(sol.policy, mdp, gamma, tau)
+
+
+def test_sparse_lsmr_path_equals_dense_least_squares(monkeypatch):
+    import mdpsandbox.irl.identifiability as ident
+
+    mdp = _mdp(12, S=30, A=4, gamma=0.99, sparse=True)
+    rng = np.random.default_rng(0)
+    r1 = rng.normal(size=(30, 4))
+    shaped = potential_shaping(r1, mdp, 0.99, rng.normal(size=30))
+    dense = (shaping_residual(r1, mdp.R, mdp, 0.99).residual, canonical_reward(r1, mdp, 0.99))
+    monkeypatch.setattr(ident, "_DENSE_LIMIT", 0)
+    assert shaping_residual(r1, mdp.R, mdp, 0.99).residual == pytest.approx(dense[0], rel=1e-9)
+    np.testing.assert_allclose(canonical_reward(r1, mdp, 0.99), dense[1], atol=1e-9)
+    assert shaping_residual(shaped, r1, mdp, 0.99).residual < 1e-9

@@ -33,7 +33,7 @@ __all__ = ["potential_shaping", "shaped_mdp", "shaping_residual", "ShapingResidu
            "normalize_reward", "epic_distance", "canonical_reward"]
 
 #: largest dense design matrix (entries) solved by dense QR before switching to sparse LSMR
-_DENSE_LIMIT = 30_000_000
+_DENSE_LIMIT = 1_000_000
 
 
 # ---------------------------------------------------------------------- argument handling
