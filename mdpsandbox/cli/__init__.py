@@ -26,7 +26,7 @@ examples:
 """
 
 # Subcommand modules, in the order ``--help`` lists them.
-_MODULES = ("solve", "learn", "distribution", "validate")
+_MODULES = ("solve", "learn", "distribution", "validate", "sweep")
 
 
 def _module(name: str):

@@ -18,7 +18,12 @@ __all__ = ["execute_chunk", "init_worker", "check_metrics"]
 def init_worker() -> None:
     """One numba thread per worker process (workers run in parallel; nested threads would
     oversubscribe the cores)."""
-    os.environ["NUMBA_NUM_THREADS"] = "1"
+    import sys
+
+    if "numba" not in sys.modules:
+        # before numba's first import only: changing it afterwards makes numba's config reload refuse
+        # ("cannot set NUMBA_NUM_THREADS ... once the threads have been launched")
+        os.environ["NUMBA_NUM_THREADS"] = "1"
     try:
         import numba
 
