@@ -176,15 +176,20 @@ def soft_value_bound(ctx: Context, n_seeds: int, n_tau: int, n_states: int) -> N
     top = df[df["tau"] == df["tau"].max()]
     ctx.record("bound_ratio_at_max_tau", float(top["bound_ratio"].min()))  # the bound is tight as τ → ∞
     ctx.record("gap_max_at_min_tau", float(df.loc[df["tau"] == df["tau"].min(), "gap_max"].max()))
-    fig, ax = subplots(figsize=(6, 4))
+    from mdpsandbox.plots import plot_metric
+
+    fig, axes = subplots(1, 2, figsize=(11, 4))
     for i, (g, sub) in enumerate(df.groupby("gamma")):
         m = sub.groupby("tau")[["gap_max", "bound"]].max().reset_index()
-        ax.loglog(m["tau"], m["gap_max"], "o-", color=f"C{i}", ms=4, label=f"max_s V*_τ − V*, γ={g:g}")
-        ax.loglog(m["tau"], m["bound"], "--", color=f"C{i}", lw=1, label=f"τ log A/(1−γ), γ={g:g}")
-    ax.set_xlabel("temperature τ")
-    ax.set_ylabel("value gap")
-    ax.set_title("entropy-regularised vs hard optimum (worst seed)")
-    ax.legend(fontsize=7)
+        axes[0].loglog(m["tau"], np.maximum(m["gap_max"], 1e-17), "o-", color=f"C{i}", ms=4,
+                       label=f"max_s V*_τ − V*, γ={g:g}")
+        axes[0].loglog(m["tau"], m["bound"], "--", color=f"C{i}", lw=1, label=f"τ log A/(1−γ), γ={g:g}")
+    axes[0].set_xlabel("temperature τ")
+    axes[0].set_ylabel("value gap (worst seed)")
+    axes[0].set_title("entropy-regularised vs hard optimum")
+    axes[0].legend(fontsize=7)
+    plot_metric(df, "tau", "bound_ratio", hue="gamma", band="minmax", logx=True,
+                title="gap / bound (≤ 1; → 1 as τ grows)", ax=axes[1])
     fig.tight_layout()
     ctx.figure("gap_vs_tau", fig)
 
@@ -225,19 +230,25 @@ def kl_control_limits(ctx: Context, n_seeds: int, n_states: int) -> None:
     ctx.record("ref_gap_min_all", float(df["ref_gap_min"].min()))
     ctx.record("slope_small_beta_mean", float(np.mean(slopes_small)))
     ctx.record("slope_large_beta_value_mean", float(np.mean(slopes_v)))
-    fig, axes = subplots(1, 2, figsize=(10, 4))
+    from mdpsandbox.plots import plot_loglog
+
+    fig, axes = subplots(1, 3, figsize=(15, 4))
     worst = df.groupby(["gamma", "beta"]).max(numeric_only=True).reset_index()
     for i, (g, sub) in enumerate(worst.groupby("gamma")):
         loglog_panel(axes[0], sub["beta"], sub["supp_gap_max"], label=f"V*_supp − V*_β, γ={g:g}", color=f"C{i}")
-        loglog_panel(axes[0], sub["beta"], sub["tv_greedy"].clip(lower=1e-300), label=f"TV to greedy, γ={g:g}",
-                     color=f"C{i}", ls=":")
-        loglog_panel(axes[1], sub["beta"], sub["ref_gap_max"], label=f"V*_β − V^π_ref, γ={g:g}", color=f"C{i}")
-        loglog_panel(axes[1], sub["beta"], sub["tv_ref"], label=f"TV(π*_β, π_ref), γ={g:g}", color=f"C{i}", ls=":")
-    axes[0].set_ylim(1e-12, 1e2)
-    axes[0].set_title("β → 0: hard optimum on supp π_ref (slope 1)")
-    axes[1].set_title("β → ∞: reference policy (slope −1)")
-    for ax in axes:
-        ax.set_xlabel("β")
-        ax.legend(fontsize=7)
+        loglog_panel(axes[0], sub["beta"], sub["ref_gap_max"], label=f"V*_β − V^π_ref, γ={g:g}", color=f"C{i}",
+                     ls="--")
+        loglog_panel(axes[0], sub["beta"], sub["tv_ref"], label=f"TV(π*_β, π_ref), γ={g:g}", color=f"C{i}", ls=":")
+    axes[0].set_ylim(1e-7, 1e2)
+    axes[0].set_xlabel("β")
+    axes[0].set_title("KL control between its two limits (worst seed)", fontsize=10)
+    axes[0].legend(fontsize=7)
+    ws, wl = worst[worst["beta"] <= 1e-3], worst[worst["beta"] >= 1e2]
+    plot_loglog(ws["beta"], ws["supp_gap_max"], theory_slope=1.0, label="max_s V*_supp − V*_β", xlabel="β",
+                ylabel="value gap", title="β → 0: hard optimum on supp π_ref", ax=axes[1])
+    plot_loglog(wl["beta"], wl["ref_gap_max"], theory_slope=-1.0, label="max_s V*_β − V^π_ref", xlabel="β",
+                ylabel="gap", title="β → ∞: the reference policy", ax=axes[2])
+    plot_loglog(wl["beta"], wl["tv_ref"], label="max_s TV(π*_β, π_ref)", xlabel="β", ylabel="gap",
+                title="β → ∞: the reference policy", ax=axes[2])
     fig.tight_layout()
     ctx.figure("limits", fig)
