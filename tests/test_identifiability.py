@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mdpsandbox import TabularMDP, garnet, gridworld, solve
+from mdpsandbox.testing import tabular_mdps
 from mdpsandbox.irl.identifiability import (
     canonical_reward, epic_distance, normalize_reward, normalized_reward, potential_shaping, shaped_mdp,
     shaping_residual,
@@ -277,3 +278,20 @@ def test_sparse_lsmr_path_equals_dense_least_squares(monkeypatch):
     assert shaping_residual(r1, mdp.R, mdp, 0.99).residual == pytest.approx(dense[0], rel=1e-9)
     np.testing.assert_allclose(canonical_reward(r1, mdp, 0.99), dense[1], atol=1e-9)
     assert shaping_residual(shaped, r1, mdp, 0.99).residual < 1e-9
+
+
+@settings(deadline=None, max_examples=25)
+@given(mdp=tabular_mdps(max_states=6, max_actions=3, gamma=st.sampled_from([0.0, 0.5, 0.9]), sparse=None,
+                        reward_scale=1.0),
+       seed=st.integers(0, 1000), log_tau=st.floats(-1, 1))
+def test_shaping_class_properties_on_random_mdps(mdp, seed, log_tau):
+    # every generated MDP (dense/sparse, with or without terminal states): shaping keeps the soft policy,
+    # is detected by shaping_residual (no constant needed), and has EPIC distance 0
+    tau = 10.0 ** log_tau
+    phi = _phi(mdp, seed)
+    r2 = potential_shaping(mdp.R, mdp, mdp.gamma, phi)
+    assert shaping_residual(r2, mdp.R, mdp, mdp.gamma, allow_constant=False).residual < 1e-9 * (1 + np.abs(r2).max())
+    assert epic_distance(r2, mdp.R, mdp, mdp.gamma) < 1e-6
+    a, b = _soft(mdp, tau), _soft(shaped_mdp(mdp, phi), tau)
+    live = ~mdp.terminal
+    np.testing.assert_allclose(b.policy[live], a.policy[live], atol=1e-8)

@@ -2,6 +2,7 @@
 with the true expert, shaping harmless under Δτ / harmful under ΔP, linear classes, metrics, bad input."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from mdpsandbox import TabularMDP, evaluate, garnet, gridworld, solve
 from mdpsandbox.irl.identifiability import potential_shaping
@@ -209,3 +210,18 @@ def test_plugin_estimators_at_extreme_temperature(tau):
     if tau <= 1e-3:
         with pytest.raises(ValueError, match="source_policy"):
             sequential_tabular(prob, sol.policy)
+
+
+@settings(deadline=None, max_examples=15)
+@given(seed=st.integers(0, 500), gamma=st.sampled_from([0.0, 0.5, 0.9, 0.99]), log_tau=st.floats(-1, 1),
+       eps=st.floats(0, 1), dtau=st.floats(-0.5, 2), anchor=st.sampled_from([0, 1, "state"]))
+def test_plugin_sequential_equals_coupled_property(seed, gamma, log_tau, eps, dtau, anchor):
+    tau = 10.0 ** log_tau
+    dtau = max(dtau, -0.5 * tau)
+    prob = shifted_problem(garnet(5, 3, 2, gamma=gamma, seed=seed), temperature=tau, epsilon=eps, delta_tau=dtau,
+                           delta_gamma=-0.5 * gamma, seed=seed, anchor=anchor)
+    pi = _noisy_policy(prob.source_solution().policy, seed)
+    a, b = sequential_tabular(prob, pi), coupled_tabular(prob, pi)
+    scale = 1.0 + np.abs(a.q).max()
+    np.testing.assert_allclose(b.q, a.q, atol=1e-10 * scale)
+    np.testing.assert_allclose(b.policy, a.policy, atol=1e-10 * max(1.0, scale / (tau + dtau)))
