@@ -285,8 +285,8 @@ def sepsis_mdp(diabetes_fraction: float = 0.2, gamma: float = 0.99, *, observe_d
     :math:`\mu_0 = (1-f)\mu_0^{(0)} + f\mu_0^{(1)}`. ``observe_diabetes=True``: 1440 states (flag in
     the state, block-diagonal kernel), μ0 weights the two blocks by 1 − f and f.
     Rewards r(s, a) = Σ_{s'} P(s'|s,a)·outcome(s') (entering death −1, discharge +1); absorbing
-    states are terminal (value 0). γ = 1 is refused (a policy that keeps a treatment on forever
-    never reaches a terminal state with probability 1).
+    states are terminal (value 0). γ = 1 cannot be solved without a finite horizon (a policy that
+    keeps a treatment on forever need not reach a terminal state; ``solve`` raises ValueError).
     """
     f = _check_fraction(diabetes_fraction)
     gamma = check_gamma(gamma)
