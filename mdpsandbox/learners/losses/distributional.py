@@ -22,12 +22,18 @@ def categorical_td_target(atoms, reward, gamma, next_probs) -> np.ndarray:
     with Π_C the hat (triangular-kernel) projection onto the atoms
     (:func:`mdpsandbox.solvers.distributional.categorical_projection`; mass preserving).
 
-    atoms : ``(m,)``; reward : ``(B,)``; next_probs : ``(B, m)`` law of Z(x') on the atoms.
+    atoms : ``(m,)``; reward : ``(B,)``; next_probs : ``(B, m)`` law of Z(x') on the atoms;
+    gamma : a scalar or a per-sample discount ``(B,)`` (rlax's ``discount_t``, e.g. 0 at episode ends).
     Returns ``(B, m)`` probabilities.
     """
     z = np.asarray(atoms, dtype=np.float64)
     r = np.asarray(reward, dtype=np.float64)
-    values = r[:, None] + gamma * z[None, :]
+    g = np.asarray(gamma, dtype=np.float64)
+    if g.ndim == 1 and r.ndim == 1 and g.shape == r.shape:
+        g = g[:, None]  # one discount per sample, not per atom (broadcasting (B,) along atoms is wrong when B = m)
+    elif g.ndim != 0:
+        raise ValueError(f"gamma must be a scalar or have shape (B,) = {r.shape}, got {g.shape}")
+    values = r[:, None] + g * z[None, :]
     return categorical_projection(z, values, np.asarray(next_probs, dtype=np.float64))
 
 

@@ -3,6 +3,8 @@ bound; docs/math.md §7)."""
 from __future__ import annotations
 
 import math
+import numbers
+from typing import Optional
 
 import numba
 import numpy as np
@@ -78,8 +80,13 @@ def _simulate(P, r, gamma, starts, T, rng, record=False, progress=False):
     return ret, state, disc, rec
 
 
+#: Default work budget of :func:`monte_carlo_returns` (simulated transitions, ~ seconds of work).
+MC_MAX_STEPS = 200_000_000
+
+
 def monte_carlo_returns(P, r, gamma: float, n_samples: int, seed: int = 0, *, states=None,
-                        tol: float = 1e-10, progress: bool = False) -> np.ndarray:
+                        tol: float = 1e-10, progress: bool = False,
+                        max_steps: Optional[int] = MC_MAX_STEPS) -> np.ndarray:
     r"""Monte-Carlo ground truth of the return law: ``n_samples`` independent returns
     :math:`\sum_{t<T}\gamma^t r(X_t)` from each start state, with T the smallest horizon whose
     neglected tail :math:`\gamma^T\max|r|/(1-\gamma)` is ≤ ``tol`` (so each sample is within tol of
@@ -87,6 +94,10 @@ def monte_carlo_returns(P, r, gamma: float, n_samples: int, seed: int = 0, *, st
     trajectory loop is a numba kernel (also runs with NUMBA_DISABLE_JIT=1, slowly).
 
     P ``(n, n)`` dense or sparse, r ``(n,)``, states: optional start indices (default all n).
+    max_steps : work budget in simulated transitions, len(states)·n_samples·T. The horizon grows
+        like log(tol(1−γ)/max|r|)/log γ ≈ 27/(1−γ) at the default tol (γ = 0.9999999 needs
+        T ≈ 3e8 steps per sample): beyond the budget it raises ``ValueError`` stating T and the
+        work, before simulating; pass ``max_steps=None`` (ideally with ``progress=True``) to run it.
     Returns ``(len(states), n_samples)`` samples.
     """
     P, r, gamma = _check_mrp(P, r, gamma)
@@ -95,7 +106,16 @@ def monte_carlo_returns(P, r, gamma: float, n_samples: int, seed: int = 0, *, st
     st = np.arange(n) if states is None else np.asarray(states, dtype=np.int64).ravel()
     if st.size == 0 or st.min() < 0 or st.max() >= n:
         raise ValueError(f"states must be indices in [0, {n}), got {st.tolist()[:10]}")
+    if not (isinstance(tol, numbers.Real) and np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a finite real > 0, got {tol!r}")
     T = _truncation(r, gamma, tol)
+    work = int(st.size) * N * T
+    if max_steps is not None and work > check_int(max_steps, "max_steps"):
+        raise ValueError(
+            f"monte_carlo_returns at gamma={gamma:.10g} needs a truncation horizon T = {T:,} steps per sample "
+            f"(tail gamma^T max|r|/(1-gamma) <= tol={tol:g}), i.e. {st.size:,} states x {N:,} samples x {T:,} "
+            f"= {work:,} simulated transitions, above max_steps={max_steps:,}; raise tol, lower gamma, or pass "
+            f"max_steps=None (with progress=True) to run it anyway")
     rng = np.random.default_rng(seed)
     starts = np.repeat(st, N)
     ret, *_ = _simulate(P, r, gamma, starts, T, rng, progress=progress)

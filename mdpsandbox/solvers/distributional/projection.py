@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._validate import check_finite, check_gamma, check_int
+from ..._validate import check_finite, check_gamma, check_int, fmt
 
 __all__ = ["check_atoms", "default_atoms", "categorical_projection"]
 
@@ -38,7 +38,7 @@ def default_atoms(r, gamma: float, n_atoms: int) -> np.ndarray:
     return np.linspace(lo, hi, m)
 
 
-def categorical_projection(atoms, values, probs=None) -> np.ndarray:
+def categorical_projection(atoms, values, probs=None, *, signed: bool = False) -> np.ndarray:
     r"""Hat-function projection Π_C onto a categorical support (Rowland et al. 2018, "An analysis
     of categorical distributional reinforcement learning", Prop. 1):
 
@@ -53,21 +53,43 @@ def categorical_projection(atoms, values, probs=None) -> np.ndarray:
     mass sums to 1 (the floor/ceil form drops it — a recurring C51 bug).
 
     atoms : ``(m,)`` strictly increasing (uneven spacing allowed here).
-    values : ``(..., k)`` Dirac locations y_k.
-    probs : ``(..., k)`` weights q_k (broadcast with ``values``; default uniform 1/k).
-    Returns ``(..., m)`` probabilities on the atoms (batched over the leading axes).
+    values : ``(..., k)`` Dirac locations y_k (k ≥ 1).
+    probs : ``(..., k)`` weights q_k (broadcast with ``values``; default uniform 1/k). By default
+        they must be probabilities: non-negative and summing to 1 over the last axis (within
+        1e-9·k) — a negative or unnormalised weight raises ``ValueError``.
+    signed : allow any finite weights (signed or unnormalised measures, e.g. differences of laws
+        or rlax-style tests); Π_C is linear, so the result is the same linear map of q, with total
+        mass Σ q_k instead of 1.
+    Returns ``(..., m)`` weights on the atoms (batched over the leading axes).
     """
     z, _ = check_atoms(atoms, even=False)
     y = check_finite(values, "values")
     if y.ndim == 0:
         y = y[None]
+    if y.shape[-1] == 0:
+        raise ValueError(f"values must hold at least one Dirac location on its last axis, got shape {y.shape}")
     if probs is None:
         q = np.full(y.shape, 1.0 / y.shape[-1])
     else:
         q = check_finite(probs, "probs")
         if q.ndim == 0:
             q = q[None]
-    shape = np.broadcast_shapes(y.shape, q.shape)
+        if not signed:
+            if np.any(q < 0):
+                bad = tuple(int(i) for i in np.argwhere(q < 0)[0])
+                raise ValueError(f"probs must be non-negative; entry {bad} is {fmt(q[bad])} "
+                                 "(pass signed=True to project a signed measure)")
+            tot = q.sum(axis=-1)
+            dev = np.abs(tot - 1.0)
+            if np.any(dev > 1e-9 * max(1, q.shape[-1])):
+                bad = tuple(int(i) for i in np.unravel_index(np.argmax(dev), tot.shape))
+                raise ValueError(f"probs must sum to 1 over the last axis; slice {bad} sums to {fmt(tot[bad])} "
+                                 "(pass signed=True to project an unnormalised measure)")
+    try:
+        shape = np.broadcast_shapes(y.shape, q.shape)
+    except ValueError:
+        raise ValueError(f"values {y.shape} and probs {q.shape} must have broadcastable shapes "
+                         "(the Diracs on the last axis)") from None
     y = np.broadcast_to(y, shape)
     q = np.broadcast_to(q, shape)
     m = z.size
