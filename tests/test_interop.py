@@ -158,3 +158,15 @@ def test_quantecon_bad_input():
 def test_cliffwalking_view_roundtrip_still_minus_13():
     mdp = from_gymnasium(gym.make("CliffWalking-v1"), gamma=1.0)
     assert solve_ssp(mdp).v[36] == pytest.approx(-13.0)
+
+
+def test_tabular_classmethods_are_the_converters():
+    env = gym.make("FrozenLake-v1").unwrapped
+    a = ms.TabularMDP.from_gymnasium(env, gamma=0.9)
+    b = from_gymnasium(env, gamma=0.9)
+    np.testing.assert_array_equal(a.dense_P(), b.dense_P())
+    mdp = ms.garnet(5, 2, 3, gamma=0.9, seed=0)
+    R, Q, beta = mdp.to_quantecon()
+    back, _ = ms.TabularMDP.from_quantecon(R, Q, beta)
+    np.testing.assert_allclose(ms.solve(back, method="pi").v, ms.solve(mdp, method="pi").v, atol=1e-12)
+    assert mdp.to_gymnasium().n_actions == 2

@@ -230,6 +230,35 @@ class TabularMDP:
 
         return to_mdptoolbox(self)
 
+    @classmethod
+    def from_gymnasium(cls, env=None, **kwargs) -> "TabularMDP":
+        """From a toy-text environment's table ``P[s][a] = [(p, s', r, terminated)]`` (FrozenLake,
+        CliffWalking, Taxi, …), with one absorbing sink for terminated transitions. See
+        :func:`mdpsandbox.envs.interop.from_gymnasium`."""
+        from .interop import from_gymnasium
+
+        return from_gymnasium(env, **kwargs)
+
+    def to_gymnasium(self, **kwargs):
+        """A gymnasium-compatible environment view (see :class:`mdpsandbox.envs.interop.GymnasiumEnv`)."""
+        from .interop import to_gymnasium
+
+        return to_gymnasium(self, **kwargs)
+
+    @classmethod
+    def from_quantecon(cls, R, Q, beta, s_indices=None, a_indices=None):
+        """From QuantEcon DiscreteDP inputs (their ``beta`` is our ``gamma``); returns ``(mdp, feasible)``.
+        See :func:`mdpsandbox.envs.interop.from_quantecon`."""
+        from .interop import from_quantecon
+
+        return from_quantecon(R, Q, beta, s_indices, a_indices)
+
+    def to_quantecon(self, feasible=None):
+        """``(R, Q, beta)`` in DiscreteDP's product form. See :func:`mdpsandbox.envs.interop.to_quantecon`."""
+        from .interop import to_quantecon
+
+        return to_quantecon(self, feasible)
+
     # ------------------------------------------------------------------ helpers
     @property
     def is_sparse(self) -> bool:
