@@ -170,3 +170,34 @@ def test_tabular_classmethods_are_the_converters():
     back, _ = ms.TabularMDP.from_quantecon(R, Q, beta)
     np.testing.assert_allclose(ms.solve(back, method="pi").v, ms.solve(mdp, method="pi").v, atol=1e-12)
     assert mdp.to_gymnasium().n_actions == 2
+
+
+def _forest(p=0.1, r1=4.0, r2=2.0):
+    # pymdptoolbox's example.forest(S=3): action 0 = wait, 1 = cut; action-first (A, S, S) layout
+    Pw = np.array([[p, 1 - p, 0], [p, 0, 1 - p], [p, 0, 1 - p]])
+    Pc = np.array([[1.0, 0, 0]] * 3)
+    return np.stack([Pw, Pc]), np.array([[0, 0], [0, 1], [r1, r2]], dtype=float)
+
+
+def test_mdptoolbox_forest_documented_values():
+    from fractions import Fraction as Fr
+
+    P, R = _forest()
+    # PolicyIteration's documented answer at discount 0.9 is exact: V = (26.244, 29.484, 33.484), policy (0,0,0)
+    sol = ms.solve(ms.TabularMDP.from_mdptoolbox(P, R, 0.9), method="pi")
+    np.testing.assert_allclose(sol.v, [26.244, 29.484, 33.484], atol=1e-12)
+    np.testing.assert_array_equal(np.argmax(sol.policy, axis=1), [0, 0, 0])
+    # ValueIteration's documented V at 0.96, (5.93215488, 9.38815488, 13.38815488), is an iterate of its
+    # early stop; the exact value of the same (optimal) policy, in fractions, is an order of magnitude larger
+    g, p = Fr(96, 100), Fr(1, 10)
+    Pw = [[p, 1 - p, 0], [p, 0, 1 - p], [p, 0, 1 - p]]
+    M = [[(1 if i == j else 0) - g * Pw[i][j] for j in range(3)] + [Fr([0, 0, 4][i])] for i in range(3)]
+    for c in range(3):                      # Gauss–Jordan in exact fractions
+        M[c] = [x / M[c][c] for x in M[c]]
+        for i in range(3):
+            if i != c:
+                M[i] = [a - M[i][c] * b for a, b in zip(M[i], M[c])]
+    exact = [float(M[i][3]) for i in range(3)]
+    sol = ms.solve(ms.TabularMDP.from_mdptoolbox(P, R, 0.96), method="pi")
+    np.testing.assert_allclose(sol.v, exact, rtol=1e-13)
+    assert np.all(np.abs(np.array([5.93215488, 9.38815488, 13.38815488]) - sol.v) > 60)
