@@ -1,7 +1,7 @@
 """The numba kernels give the same numbers with NUMBA_DISABLE_JIT=1 (plain Python) as jitted.
 
 One subprocess runs a fixed set of solves (tree kernel: hard / entropy / KL with EOS and several
-prompts; solve_batch: PI and VI, hard and KL) with the JIT disabled and writes them to a file;
+prompts, β and τ from 1e-300 to 1e300; solve_batch: PI and VI, hard and KL) with the JIT disabled and writes them to a file;
 this process recomputes them jitted and compares. A fast subset of the core tests is also run
 under NUMBA_DISABLE_JIT=1.
 """
@@ -24,7 +24,9 @@ COMPUTE = textwrap.dedent(
     def compute():
         out = {"jit_disabled": np.array(NUMBA_DISABLED)}
         env = ms.TokenMDP.random(3, 4, seed=3, eos=1, n_prompts=2, reward="dense")
-        for name, kw in (("hard", {}), ("ent", dict(temperature=0.3)), ("kl", dict(beta=0.2))):
+        for name, kw in (("hard", {}), ("ent", dict(temperature=0.3)), ("kl", dict(beta=0.2)),
+                         ("kl_huge", dict(beta=1e300)), ("kl_large", dict(beta=1e8)), ("kl_tiny", dict(beta=1e-300)),
+                         ("ent_huge", dict(temperature=1e300))):
             sol = ms.solve(env, **kw)
             out[f"tree_{name}_v"], out[f"tree_{name}_pi"] = sol.v, sol.policy
         mdps = [ms.garnet(6, 3, 3, gamma=0.9, seed=i) for i in range(4)]
@@ -35,6 +37,9 @@ COMPUTE = textwrap.dedent(
             out[f"batch_{method}_hard_v"] = b.v
             b = ms.solve_batch(P, R, 0.9, beta=0.5, ref_policy=ref, method=method)
             out[f"batch_{method}_kl_v"], out[f"batch_{method}_kl_pi"] = b.v, b.policy
+            for beta in (1e-300, 1e12, 1e300):  # both branches of the exact soft backup and the KL terms
+                b = ms.solve_batch(P, R, 0.9, beta=beta, ref_policy=ref, method=method)
+                out[f"batch_{method}_kl{beta:g}_v"], out[f"batch_{method}_kl{beta:g}_pi"] = b.v, b.policy
         return out
     """
 )

@@ -26,9 +26,10 @@ def _brute_force_law(tree, node, action):
     return out
 
 
-@pytest.mark.parametrize("kw", [dict(reward="dense"), dict(reward="terminal", eos=2), dict(reward="dense", gamma=0.8)])
-def test_return_law_equals_brute_force_enumeration(kw):
-    tree = TokenMDP.random(3, 3, seed=4, **kw)
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 0.9, 0.99, 1.0])  # every γ-dependent identity at γ < 1 too
+@pytest.mark.parametrize("kw", [dict(reward="dense"), dict(reward="terminal", eos=2), dict(reward="dense", eos=1)])
+def test_return_law_equals_brute_force_enumeration(kw, gamma):
+    tree = TokenMDP.random(3, 3, seed=4, gamma=gamma, **kw)
     laws = return_distribution(tree)
     for node in [0, 1, 5]:
         for a in range(3):
@@ -97,3 +98,17 @@ def test_bad_input():
         cd_policy(tree, -1.0)
     with pytest.raises(ValueError, match="tree"):
         return_distribution("not a tree")
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 0.9, 0.99, 1.0])
+def test_root_return_law_is_the_law_of_leaf_returns(gamma):
+    """G^π(root) = Σ_x π(x) δ_{G(x)} with G(x) = Σ_t γ^t r_t the leaf's discounted return (dense rewards)."""
+    tree = TokenMDP.random(3, 3, seed=6, reward="dense", gamma=gamma, eos=2)
+    pol = solve(tree, beta=0.5).policy
+    L = return_distribution(tree, pol).node_law(0)
+    p = np.exp(tree.leaf_log_probs(pol))
+    g = tree.leaf_returns()
+    for val, prob in zip(L.values, L.probs):
+        np.testing.assert_allclose(p[np.abs(g - val) <= 1e-12].sum(), prob, atol=1e-12)
+    np.testing.assert_allclose(L.probs.sum(), 1.0, atol=1e-12)
+    np.testing.assert_allclose(L.probs @ L.values, evaluate(tree, pol).v[0], atol=1e-12)
