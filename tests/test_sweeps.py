@@ -177,7 +177,7 @@ def test_train_task_reports_the_learners_final_metrics(tmp_path):
     assert (df.status == "ok").all(), df.error.tolist()
     res = train("shiq", ms.TokenMDP.random(2, 2, seed=0), beta=0.5, steps=30, seed=1, progress=False)
     row = df[df.seed == 1].iloc[0]
-    assert row.logit_error == res.final["logit_error"] and row.final_step == 30
+    assert row.logit_error == res.final["logit_error"] and row.final_step == res.final["step"]
 
 
 # ---------------------------------------------------------------------- store, resume, errors

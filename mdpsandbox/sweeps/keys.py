@@ -45,9 +45,12 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
 
 
-def cell_key(task: str, params: Mapping[str, Any]) -> str:
-    """sha256 hex digest of the canonical JSON of ``{"task": task, "params": params}``."""
-    text = canonical_json({"task": task, "params": {k: canonical_value(v, k) for k, v in params.items()}})
+def cell_key(task: str, params: Mapping[str, Any], *, canonical: bool = False) -> str:
+    """sha256 hex digest of the canonical JSON of ``{"task": task, "params": params}``
+    (``canonical=True``: the values are already canonical scalars, e.g. from a :class:`Sweep`)."""
+    if not canonical:
+        params = {k: canonical_value(v, k) for k, v in params.items()}
+    text = canonical_json({"task": task, "params": params})
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 

@@ -18,7 +18,7 @@ from typing import Optional, Union
 
 from . import store
 from .backends import check_backend, default_workers, get_backend
-from .keys import cell_key, cell_seed
+from .keys import cell_key
 from .spec import Sweep
 from .tasks import get_task
 
@@ -38,7 +38,7 @@ def _as_sweep(sweep) -> Sweep:
 
 
 def plan_cells(sweep: Sweep):
-    """Validate the sweep against its task and list its cells: (task, [(index, key, cell_seed, params)])."""
+    """Validate the sweep against its task and list its cells: (task, [(index, key, params)])."""
     task = get_task(sweep.task)
     names = sweep.param_names
     values: dict = {n: [] for n in names}
@@ -53,11 +53,11 @@ def plan_cells(sweep: Sweep):
     cells = []
     seen = {}
     for i, params in enumerate(sweep.cells()):
-        k = cell_key(sweep.task, params)
+        k = cell_key(sweep.task, params, canonical=True)
         if k in seen:
             raise ValueError(f"cells {seen[k]} and {i} have identical parameters {params}: remove duplicate axis values")
         seen[k] = i
-        cells.append((i, k, cell_seed(k), params))
+        cells.append((i, k, params))
     if not cells:
         raise ValueError("the grid is empty")
     return task, cells
@@ -101,11 +101,11 @@ def run(sweep: Union[Sweep, str, Path, dict], out, *, backend: str = "process", 
         run_id = store.begin_run(out)
         latest = store.scan(out)
         todo = []
-        for i, k, seed, params in cells:
+        for i, k, params in cells:
             if k not in latest:
-                todo.append((i, k, 0, seed, params))
+                todo.append((i, k, 0, params))
             elif retry_failed and latest[k][1] == "error":
-                todo.append((i, k, latest[k][0] + 1, seed, params))
+                todo.append((i, k, latest[k][0] + 1, params))
         bar = tqdm(total=len(cells), initial=len(cells) - len(todo), unit="cell", desc="sweep",
                    disable=not progress, dynamic_ncols=True, smoothing=0.1)
         try:
@@ -118,17 +118,20 @@ def run(sweep: Union[Sweep, str, Path, dict], out, *, backend: str = "process", 
 
 
 def _groups(task, todo):
-    """Cells grouped by batcher key (None: not batchable), batchable cells sorted by env."""
-    groups: dict = {}
+    """[(batched, cells)]: the batchable cells (sorted by batch key, then env, then grid index: few,
+    large solve_batch calls; a chunk's env cache serves every batch key in it) and the others (grid order)."""
     b = task.batcher
-    for c in todo:
-        k = b.key(c[4]) if b is not None else None
-        groups.setdefault(None if k is None else ("b", repr(k)), []).append(c)
+    if b is None:
+        return [(False, list(todo))]
+    keyed = [(b.key(c[3]), c) for c in todo]
+    batched = sorted(((repr(k), repr(b.env_key(c[3])), c[0], c) for k, c in keyed if k is not None),
+                     key=lambda t: t[:3])
     out = []
-    for k, items in groups.items():
-        if k is not None:
-            items = sorted(items, key=lambda c: (repr(b.env_key(c[4])), c[0]))
-        out.append((k is not None, items))
+    if batched:
+        out.append((True, [t[3] for t in batched]))
+    rest = [c for k, c in keyed if k is None]
+    if rest:
+        out.append((False, rest))
     return out
 
 

@@ -10,6 +10,7 @@ import traceback
 
 import numpy as np
 
+from .keys import cell_seed
 from .spec import RESERVED
 
 __all__ = ["execute_chunk", "init_worker", "check_metrics"]
@@ -41,6 +42,14 @@ def check_metrics(metrics, params: dict):
         raise ValueError(f"the task must return a dict of scalar metrics, got {type(metrics).__name__}")
     scalars, arrays = {}, {}
     for name, v in metrics.items():
+        tv = type(v)
+        if tv is float:  # the common case first
+            if v != v:
+                raise ValueError(f"metric {name!r} is NaN")
+            if name in params or name in RESERVED:
+                raise ValueError(f"metric {name!r} clashes with a {'reserved column' if name in RESERVED else 'parameter'}")
+            scalars[name] = v
+            continue
         if name == "arrays":
             if not isinstance(v, dict):
                 raise ValueError("metric 'arrays' must be a dict name -> numpy array")
@@ -87,11 +96,36 @@ def _one(task, params, seed):
         return {}, {}, "error", _error_text(exc), time.perf_counter() - t0
 
 
+def _run_batch(task, cells, idx, results, cache):
+    try:
+        out = task.batcher.run([c[3] for c in cells], cache=cache)
+        rows = []
+        for c, m in zip(cells, out):
+            w = m.pop("wall_s", 0.0)
+            scal, arr = check_metrics(m, c[3])
+            rows.append((scal, arr, "ok", None, w))
+    except Exception:
+        # one bad cell must not fail its neighbours: rerun each cell alone through the batcher
+        # (a batch of one gives the same numbers: solve_batch solves each MDP independently)
+        rows = []
+        for c in cells:
+            t1 = time.perf_counter()
+            try:
+                m = task.batcher.run([c[3]], cache=cache)[0]
+                m.pop("wall_s", None)
+                scal, arr = check_metrics(m, c[3])
+                rows.append((scal, arr, "ok", None, time.perf_counter() - t1))
+            except Exception as exc:
+                rows.append(({}, {}, "error", _error_text(exc), time.perf_counter() - t1))
+    for i, r in zip(idx, rows):
+        results[i] = r
+
+
 def execute_chunk(payload: dict) -> dict:
     """Run the cells of one chunk and write them as one Parquet file (see :mod:`.store`).
 
     payload: out, run_id, task, import_path, name, batched, param_names, cells = list of
-    (index, key, attempt, cell_seed, params). Returns a summary (no rows: the client only tracks progress)."""
+    (index, key, attempt, params); a cell's seed is derived from its key here, when the task takes it. Returns a summary (no rows: the client only tracks progress)."""
     from . import store
     from .tasks import get_task
 
@@ -102,27 +136,17 @@ def execute_chunk(payload: dict) -> dict:
     cells = payload["cells"]
     results = [None] * len(cells)
     if payload.get("batched") and task.batcher is not None:
-        try:
-            out = task.batcher.run([c[4] for c in cells])
-            for i, m in enumerate(out):
-                w = m.pop("wall_s", 0.0)
-                scal, arr = check_metrics(m, cells[i][4])
-                results[i] = (scal, arr, "ok", None, w)
-        except Exception:
-            # one bad cell must not fail its neighbours: rerun each cell alone through the batcher
-            # (a batch of one gives the same numbers: solve_batch solves each MDP independently)
-            for i, c in enumerate(cells):
-                t1 = time.perf_counter()
-                try:
-                    m = task.batcher.run([c[4]])[0]
-                    m.pop("wall_s", None)
-                    scal, arr = check_metrics(m, c[4])
-                    results[i] = (scal, arr, "ok", None, time.perf_counter() - t1)
-                except Exception as exc:
-                    results[i] = ({}, {}, "error", _error_text(exc), time.perf_counter() - t1)
+        # cells of several batch groups may share a chunk: one batcher call per group, one env cache
+        groups: dict = {}
+        for i, c in enumerate(cells):
+            groups.setdefault(repr(task.batcher.key(c[3])), []).append(i)
+        cache: dict = {}
+        for idx in groups.values():
+            _run_batch(task, [cells[i] for i in idx], idx, results, cache)
     else:
         for i, c in enumerate(cells):
-            results[i] = _one(task, c[4], c[3])
+            seed = cell_seed(c[1]) if task.accepts_seed else None
+            results[i] = _one(task, c[3], seed)
     metric_names = []
     seen = set()
     for r in results:
@@ -132,7 +156,7 @@ def execute_chunk(payload: dict) -> dict:
                 metric_names.append(k)
     cols: dict = {"cell": [c[0] for c in cells]}
     for n in payload["param_names"]:
-        cols[n] = [c[4].get(n) for c in cells]
+        cols[n] = [c[3].get(n) for c in cells]
     for n in metric_names:
         cols[n] = [r[0].get(n) for r in results]
     cols["status"] = [r[2] for r in results]

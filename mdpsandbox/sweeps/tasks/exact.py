@@ -20,6 +20,7 @@ Regulariser: ``beta`` (KL; tabular envs use the uniform reference policy, token 
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -241,13 +242,18 @@ class SolveBatcher:
         envp.pop("gamma", None)
         return tuple(sorted(envp.items(), key=lambda kv: kv[0]))
 
-    def run(self, cells: list) -> list:
+    def run(self, cells: list, cache: Optional[dict] = None) -> list:
+        """Metrics of ``cells`` (all with the same :meth:`key`) from one solve_batch call; ``cache``
+        (env key -> (P, R)) may be shared between calls."""
         import mdpsandbox as ms
 
         t0 = time.perf_counter()
         p0 = cells[0]
         env, S, A, beta, temp, method, tol, reference = self.key(p0)
-        cache: dict = {}
+        keys = {self.key(p) for p in cells}
+        if len(keys) != 1:
+            raise ValueError(f"SolveBatcher.run needs cells of one batch key, got {len(keys)}")
+        cache = {} if cache is None else cache
         B = len(cells)
         P = np.empty((B, S, A, S))
         R = np.empty((B, S, A))
