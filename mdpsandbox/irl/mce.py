@@ -353,7 +353,7 @@ def unidentified_directions(mdp: TabularMDP, features, *, horizon: Optional[int]
                 M[t * n:(t + 1) * n, d + (t + 1) * m_:d + (t + 2) * m_] = mdp.gamma * P
     if M.shape[0] == 0:
         return np.eye(d)
-    _, s, Vt = np.linalg.svd(M, full_matrices=True)
+    s, Vt = _right_svd(M)
     cut = rtol * max(1.0, s[0] if s.size else 1.0)
     rank = int(np.sum(s > cut))
     null = Vt[rank:].T[:d]  # δ-parts of the null space of [F, −K]
@@ -363,10 +363,19 @@ def unidentified_directions(mdp: TabularMDP, features, *, horizon: Optional[int]
     return U[:, sv > 1e-8]
 
 
+def _right_svd(M: np.ndarray):
+    """Singular values and all right singular vectors of M without the (n, n) left factor
+    (zero rows are appended when M has fewer rows than columns)."""
+    if M.shape[0] < M.shape[1]:
+        M = np.vstack([M, np.zeros((M.shape[1] - M.shape[0], M.shape[1]))])
+    _, s, Vt = np.linalg.svd(M, full_matrices=False)
+    return s, Vt
+
+
 def _nullspace_of(B: np.ndarray, rtol: float = 1e-7) -> np.ndarray:
     if B.size == 0:
         return np.eye(B.shape[1])
-    _, s, Vt = np.linalg.svd(B, full_matrices=True)
+    s, Vt = _right_svd(B)
     smax = s[0] if s.size else 0.0
     rank = int(np.sum(s > rtol * max(smax, 1e-300))) if smax > 0 else 0
     return Vt[rank:].T
@@ -578,7 +587,7 @@ def _newton(m: _Model, evaluate, eta, tol, max_iter, hist):
     return eta, max_iter, False
 
 
-def _lbfgs(evaluate, eta, tol, max_iter, hist, memory: int = 20):
+def _lbfgs(evaluate, eta, tol, max_iter, hist, memory: int = 50):
     r"""Limited-memory BFGS (Nocedal 1980; Liu & Nocedal 1989) for the concave ℓ (ascent form):
     two-loop recursion for the direction, backtracking Armijo line search with a round-off slack."""
     f, g = evaluate(eta)[:2]
