@@ -176,23 +176,29 @@ def test_optimal_value_dominates_value_of_random_policies(mdp, data, kind):
 
 
 # ---------------------------------------------------------------------- §1 finite horizon
-@pytest.mark.parametrize("gamma", [1.0, 0.8])
-def test_finite_horizon_backward_induction_is_exact_in_H_sweeps(gamma):
-    """V_0 of backward induction = max over all deterministic non-stationary policies (enumerated)."""
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 0.8, 0.99, 1.0])
+@pytest.mark.parametrize("terminal", [None, [2]])
+def test_finite_horizon_backward_induction_is_exact_in_H_sweeps(gamma, terminal):
+    """V_0 of backward induction = max over all deterministic non-stationary policies (enumerated);
+    terminal states keep value 0 at every stage."""
     S, A, H = 3, 2, 3
     base = ms.garnet(S, A, 2, gamma=0.5, seed=7)
-    mdp = ms.TabularMDP(base.P, base.R, gamma)  # γ = 1 is legal with a finite horizon
+    mdp = ms.TabularMDP(base.P, base.R, gamma, terminal=terminal)  # γ = 1 is legal with a finite horizon
     sol = ms.solve(mdp, horizon=H)
     assert sol.method == "backward" and sol.iterations == H and sol.v.shape == (H, S)
+    assert sol.residual == 0.0 and sol.bound == 0.0 and sol.converged and sol.beta is None and sol.temperature is None
     P = mdp.dense_P()
+    alive = ~mdp.terminal
     best = np.full(S, -np.inf)
     stage_policies = list(itertools.product(range(A), repeat=S))
     for plan in itertools.product(stage_policies, repeat=H):
         v = np.zeros(S)
         for t in reversed(range(H)):
             a = np.array(plan[t])
-            v = mdp.R[np.arange(S), a] + gamma * P[np.arange(S), a] @ v
+            v = (mdp.R[np.arange(S), a] + gamma * P[np.arange(S), a] @ v) * alive
         best = np.maximum(best, v)
+    if terminal is not None:
+        assert np.all(sol.v[:, mdp.terminal] == 0.0) and np.all(sol.q[:, mdp.terminal] == 0.0)
     assert_values_close(sol.v[0], best, atol=1e-12, rtol=1e-12, env=mdp, name="V_0")
     # the stage-wise greedy policy attains it (evaluate with a (H, S, A) policy)
     ev = ms.evaluate(mdp, sol.policy, horizon=H)
@@ -206,6 +212,7 @@ def test_finite_horizon_regularised_backward_induction_is_its_policys_value_and_
     if "beta" in reg:
         reg = dict(reg, ref_policy=random_ref(mdp, 4))
     sol = ms.solve(mdp, horizon=H, **reg)
+    assert sol.beta == reg.get("beta") and sol.temperature == reg.get("temperature") and sol.bound == 0.0
     ev = ms.evaluate(mdp, sol.policy, horizon=H, **reg)
     assert_values_close(ev.v, sol.v, atol=1e-12, rtol=1e-12, env=mdp)
     rng = np.random.default_rng(0)

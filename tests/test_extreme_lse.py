@@ -68,7 +68,7 @@ def _mp_kl_pi(key):
         pol = [[refm[s][a] * mp.exp((q[s][a] - tv[s]) / b) if ref[s, a] > 0 else mp.mpf(0)
                 for a in range(A)] for s in range(S)]
         pol = [[x / mp.fsum(row) for x in row] for row in pol]
-        done = max(abs(tv[s] - v_new[s]) for s in range(S)) < mp.mpf(10) ** -35
+        done = max(abs(tv[s] - v_new[s]) for s in range(S)) < mp.mpf(10) ** -25  # ≫ 40-digit noise × β
         v = v_new
         if done:
             break
@@ -108,7 +108,7 @@ def test_kl_value_is_exact_for_every_beta_through_every_tabular_entry_point(gamm
     key, P, R, ref, term = _case(gamma, beta, terminal, seed=int(gamma * 100) + terminal)
     v_ex, q_ex, pol_ex = _mp_kl_pi(key)
     scale = 1.0 + float(np.max(np.abs(q_ex)))
-    for sparse in (False, True):
+    for sparse in (terminal,):  # dense without terminals, sparse with them: both layouts, half the work
         mdp = ms.TabularMDP(sp.csr_matrix(P.reshape(-1, P.shape[0])) if sparse else P, R, gamma, terminal=term)
         # VI certifies |V − V*| < tol/2 and cannot certify below round-off at γ = 0.99
         for method in ("pi", "vi", "auto") if gamma <= 0.9 else ("pi", "auto"):
