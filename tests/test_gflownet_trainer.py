@@ -165,3 +165,25 @@ def test_learn_tb_cli_prints_summary(capsys):
     hist = json.loads(capsys.readouterr().out)
     assert rc == 0 and [h["step"] for h in hist] == [0, 3, 6]
     assert hist[-1]["tv_max"] < 1e-3 and hist[-1]["log_z_error"] < 1e-3
+
+
+def test_train_front_door_runs_gflownets_on_a_dag():
+    """`train("tb" | "db", dag, log_reward=...)` = train_gflownet, with log P_F, log Z, p_F next to the exact flows."""
+    from mdpsandbox.envs.dag import multiset_dag, random_log_reward
+    from mdpsandbox.solvers.flows import flows, tv_distance
+
+    dag = multiset_dag(3, 2)
+    lr = random_log_reward(dag, seed=0)
+    exact = flows(dag, lr)
+    for loss in ("tb", "db"):
+        res = train(loss, dag, log_reward=lr, steps=300, sampling="enumerate", progress=False)
+        assert res.exact["log_z"] == pytest.approx(exact.log_z, abs=1e-12)
+        np.testing.assert_allclose(res.exact["terminating"], exact.target, atol=1e-15)
+        errs = res.errors()
+        assert errs["log_z"] < 1e-3 and errs["terminating"] < 1e-3, errs
+        assert res.final["tv"] == pytest.approx(tv_distance(res.learned["terminating"], exact.target), abs=1e-12)
+    assert "log_flow" in res.learned
+    with pytest.raises(ValueError, match="log_reward"):
+        train("tb", dag, steps=1)
+    with pytest.raises(ValueError, match="unknown options"):
+        train("tb", dag, log_reward=lr, steps=1, temperatur=2.0)

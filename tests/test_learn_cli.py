@@ -30,3 +30,32 @@ def test_learn_unknown_algorithm_lists_valid_ones(capsys):
 def test_learn_bad_beta_is_refused(capsys):
     rc = main(["learn", "shiq", "--beta", "-1", "--steps", "1"])
     assert rc == 2 and "beta" in capsys.readouterr().err
+
+
+def test_learn_qsharp_works_with_its_defaults(capsys):
+    # the default random tree has non-0/1 rewards: the histogram head is chosen (no Python-call advice)
+    rc = main(["learn", "qsharp", "--vocab", "2", "--horizon", "2", "--steps", "5"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "algorithm=qsharp" in out and "TV max" in out
+
+
+def test_learn_c51_prints_error_next_to_plugin(capsys):
+    rc = main(["learn", "c51", "--states", "4", "--gamma", "0.8", "--steps", "1500", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["algorithm"] == "c51" and out["sup_w1"] < 4 * out["plugin_sup_w1"] + 0.01
+
+
+def test_learn_errors_name_cli_options_not_python_calls(capsys):
+    rc = main(["learn", "c51", "--optimizer", "adam", "--steps", "10"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--optimizer" in err and "learn --help" in err and "train(" not in err
+
+
+def test_learn_negative_control_says_so(capsys):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["learn", "naive", "--vocab", "2", "--horizon", "2", "--steps", "5"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "note: naive is a negative control" in out

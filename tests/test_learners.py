@@ -146,7 +146,7 @@ def test_models_agree_between_node_trajectory_and_whole_tree_views():
 
 def test_history_records_errors_against_exact_solution():
     env = _env("dense")
-    r = train("shiq_l3", env, beta=BETA, steps=20, eval_every=5, progress=False)
+    r = train("shiq_l3", env, beta=BETA, steps=20, eval_every=5, optimizer="adam", progress=False)
     assert [h["step"] for h in r.history] == [0, 5, 10, 15, 20]
     for k in ("logit_error", "tv_mean", "tv_max", "kl_mean", "kl_max", "value_error", "loss"):
         assert all(np.isfinite(h[k]) for h in r.history)
@@ -195,3 +195,92 @@ def test_registry_lists_the_learners():
     names = algorithm_names()
     for a in ("naive", "kl_q", "soft_q", "shiq_l2", "shiq_l3", "shiq", "pcl", "dpo", "dro"):
         assert a in names
+
+
+# ---------------------------------------------------------------------- the training front door (issue 12 §3)
+def test_default_shiq_reaches_tv_1e_4():
+    """`train("shiq", env)` with every default (β = 1, full data, auto → full-batch L-BFGS) on a V = 3,
+    H = 4 tree reaches policy TV ≤ 1e-4 (observed ~1e-8 in ≤ 5 steps)."""
+    env = TokenMDP.random(3, 4, seed=0)
+    r = train("shiq", env, progress=False)
+    assert r.final["tv_max"] <= 1e-4
+    assert r.beta == 1.0 and not r.far_from_exact and not r.negative_control
+    assert r.steps_run <= 50
+
+
+def test_learned_arrays_sit_next_to_their_exact_counterparts(env):
+    sol = solve(env, beta=BETA)
+    r = _fit("shiq", env)
+    assert set(r.learned) >= {"q", "v", "policy"} and set(r.exact) >= {"q", "v", "policy"}
+    np.testing.assert_array_equal(r.exact["q"], sol.q)
+    # q read off the logits = β(g − ℓ_ref), v = β(LSE g − LSE ℓ_ref): the defining identities
+    np.testing.assert_allclose(r.learned["q"], BETA * (r.logits - env.ref_logits), atol=1e-12)
+    assert r.errors()["q"] < 1e-4 and r.errors()["v"] < 1e-4 and r.errors()["policy"] < 1e-4
+    # a value head (PCL) is returned with the exact V* as its counterpart
+    p = _fit("pcl", env)
+    assert p.learned["value_head"].shape == sol.v.shape and p.errors()["value_head"] < 1e-4
+    # convention "q": q = logits
+    k = _fit("kl_q", env)
+    np.testing.assert_array_equal(k.learned["q"], k.logits)
+
+
+def test_negative_control_says_so_when_far_from_exact():
+    from mdpsandbox.learners import NegativeControlWarning
+
+    env = _env("dense")
+    with pytest.warns(NegativeControlWarning, match="naive is a negative control"):
+        r = _fit("naive", env)
+    assert r.negative_control and r.far_from_exact and "negative control" in r.notes[-1]
+    assert r.final["tv_max"] > 1e-3
+    # a learner that converges raises no such flag
+    ok = _fit("shiq", env)
+    assert not ok.far_from_exact and not ok.negative_control
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.float16, "float64"])
+def test_integer_or_non_float_dtype_is_a_clear_value_error(dtype):
+    with pytest.raises(ValueError, match="dtype must be torch.float64 or torch.float32"):
+        train("shiq", _env("terminal"), dtype=dtype, steps=1, progress=False)
+
+
+def test_float32_training_still_reaches_pi_star():
+    r = train("shiq", _env("terminal"), beta=BETA, dtype=torch.float32, steps=15, optimizer="lbfgs",
+              progress=False)
+    assert r.final["tv_max"] < 1e-3
+
+
+def test_auto_optimizer_is_lbfgs_full_batch_and_adam_with_an_lr():
+    env = _env("terminal")
+    a = train("shiq_l3", env, beta=BETA, progress=False)
+    assert a.steps_run <= 50 and a.final["tv_max"] < 1e-6
+    b = train("shiq_l3", env, beta=BETA, lr=0.05, steps=3, eval_every=1, progress=False)
+    assert [h["step"] for h in b.history] == [0, 1, 2, 3]  # Adam: every step runs
+
+
+def test_progress_logs_one_line_per_evaluation(caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="mdpsandbox.learners"):
+        train("shiq_l3", _env("terminal"), beta=BETA, optimizer="lbfgs", steps=4, eval_every=2, progress=True)
+    lines = [r.getMessage() for r in caplog.records if r.name == "mdpsandbox.learners"]
+    assert len(lines) == 2 and all("train shiq_l3 step" in ln and "tv_max" in ln for ln in lines)
+
+
+def test_every_learner_family_goes_through_train():
+    import mdpsandbox as ms
+    from mdpsandbox.learners import DOORS, algorithm_names
+
+    names = set(algorithm_names())
+    assert {"c51", "qr", "hl_gauss", "qsharp", "tb", "db", "subtb", "fm", "zvar", "shiq", "pcl", "dpo"} <= names
+    assert {"c51", "qr", "hl_gauss", "qsharp", "tb"} <= set(DOORS)
+    # C51 on an (MDP, policy): learned law (S, A, m) next to the exact categorical fixed point
+    mdp = ms.garnet(4, 2, 2, gamma=0.8, seed=0)
+    pi = np.full((4, 2), 0.5)
+    r = train("c51", mdp, policy=pi, atoms=21, steps=2000)
+    assert r.learned["probs"].shape == r.exact["probs"].shape == (4, 2, 21)
+    np.testing.assert_allclose(r.exact["mean"], ms.evaluate(mdp, pi).q, atol=1e-9)
+    assert r.final["sup_w1"] <= 4 * r.final["plugin_sup_w1"] + 1e-3 * 5
+    with pytest.raises(ValueError, match="policy="):
+        train("c51", mdp)
+    with pytest.raises(ValueError, match="not used by c51"):
+        train("c51", mdp, policy=pi, optimizer="adam")

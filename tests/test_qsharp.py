@@ -225,3 +225,30 @@ def test_two_hot_histogram_overestimates_q_by_at_most_one_gap():
         with np.errstate(divide="ignore"):
             q = beta * qs.histogram_q_over_beta(np.log(qs.histogram_targets(y, atoms)), atoms, beta)
         assert np.all(q >= y - 1e-12) and np.all(q <= y + 0.2 + 1e-12)
+
+
+def test_train_qsharp_histogram_head_is_exact_on_the_reward_support():
+    """`train("qsharp", env)` on a tree with non-0/1 rewards picks the histogram head with atoms = the exact
+    reward-to-go support (one-hot targets): Q̂ = Q* up to the optimiser, learned q next to the exact q."""
+    from mdpsandbox.learners import train
+
+    env = m.TokenMDP.random(2, 3, seed=0)
+    res = train("qsharp", env, beta=0.5, progress=False)
+    assert res.raw.kind == "histogram"
+    np.testing.assert_array_equal(res.exact["q"], m.solve(env, beta=0.5).q)
+    assert res.errors()["q"] < 1e-5 and res.final["tv_max"] < 1e-5
+
+
+def test_train_qsharp_rounds_runs_algorithm_1_with_both_heads():
+    from mdpsandbox.learners import train
+
+    env = m.bernoulli_tree(2, 3, seed=1)
+    for head, atoms in (("bernoulli", None), ("histogram", np.array([0.0, 1.0]))):
+        res = train("qsharp", env, beta=0.5, head=head, atoms=atoms, rounds=2, n_per_round=64, steps=30,
+                    progress=False)
+        assert isinstance(res.raw, qs.QSharpResult) and res.raw.qsharp.kind == head
+        assert [h["step"] for h in res.history] == [0, 1] and res.history[-1]["n_data"] > 0
+        opt = res.raw.optimal.objective
+        assert all(h["objective"] <= opt + 1e-12 for h in res.history)  # J(π) ≤ V* for every policy
+    with pytest.raises(ValueError, match="head='bernoulli' needs 0/1"):
+        train("qsharp", m.TokenMDP.random(2, 2, seed=0), head="bernoulli")

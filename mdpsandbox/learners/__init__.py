@@ -39,7 +39,12 @@ from .models import (
 )
 from .trainer import (
     ALGORITHMS,
+    DOORS,
     AlgorithmSpec,
+    Door,
+    NegativeControlWarning,
+    read_off,
+    register_door,
     NonFiniteLossError,
     TrainContext,
     TrainResult,
@@ -56,12 +61,14 @@ __all__ = [
     "TreeModel", "TabularLogits", "PrefixMLP", "PrefixTransformer", "MODELS", "make_model", "reference_lm",
     "tree_from_lm",
     "ALGORITHMS", "AlgorithmSpec", "register_algorithm", "algorithm_names", "get_algorithm", "TrainContext",
-    "TrainResult", "NonFiniteLossError", "train",
+    "TrainResult", "NonFiniteLossError", "train", "DOORS", "Door", "register_door", "NegativeControlWarning",
+    "read_off",
 ]
 
-# Q♯ with the CD/VAS baseline, and distributional TD (C51 / QR / HL-Gauss) — MATH.md §6, §7, §9
+# Q♯ with the CD/VAS baseline, and distributional TD (C51 / QR / HL-Gauss) — docs/math.md §6, §7, §9
 from . import distributional_td, qsharp
 from .distributional_td import (
+    DEFAULT_CONFIGS,
     TDConfig,
     TDResult,
     categorical_cross_entropy,
@@ -101,7 +108,7 @@ from .qsharp import (
 
 __all__ += [
     "distributional_td", "qsharp",
-    "TDConfig", "TDResult", "categorical_cross_entropy", "categorical_target_matrices", "categorical_td",
+    "DEFAULT_CONFIGS", "TDConfig", "TDResult", "categorical_cross_entropy", "categorical_target_matrices", "categorical_td",
     "categorical_td_target", "hl_gauss_fixed_point", "hl_gauss_loss", "hl_gauss_mean", "hl_gauss_target",
     "hl_gauss_td", "mrp_value", "quantile_huber_grad", "quantile_huber_loss", "quantile_td",
     "CDHead", "PolicyReport", "QSharpHead", "QSharpResult", "RewardToGo", "bernoulli_logit_q_over_beta",

@@ -379,3 +379,124 @@ def hl_gauss_fixed_point(P, r, gamma, edges, sigma: float, *, tol: float = 1e-13
             return p
         v = v_new
     raise RuntimeError(f"hl_gauss_fixed_point did not converge in {max_iter} iterations")
+
+
+# ====================================================================== the training front door
+def _mrp_of(env, policy):
+    """(P dense, r, gamma, (S, A) or None) of an MRP tuple or a TabularMDP with a policy."""
+    from ..envs.tabular import TabularMDP
+
+    if isinstance(env, TabularMDP):
+        if policy is None:
+            raise ValueError("distributional TD on a TabularMDP evaluates a policy: pass policy= (an (S, A) array "
+                             "of probabilities), or give an MRP (P, r, gamma)")
+        P, r = policy_mrp(env, policy)
+        P, r, gamma = _check_mrp(P, r, env.gamma)
+        return P, r, gamma, (env.n_states, env.n_actions)
+    if isinstance(env, tuple) and len(env) == 3:
+        P, r, gamma = _check_mrp(*env)
+        return P, r, gamma, None
+    raise ValueError(f"env must be an MRP tuple (P, r, gamma) or a TabularMDP with policy=, got {type(env).__name__}")
+
+
+def _td_config(config, steps, lr, seed, progress):
+    if config is not None and not isinstance(config, TDConfig):
+        raise ValueError(f"config must be a TDConfig, got {type(config).__name__}")
+    import dataclasses
+
+    cfg = config or TDConfig()
+    upd = {"seed": check_int(seed, "seed", minimum=0), "progress": bool(progress) and cfg.progress}
+    if steps is not None:
+        upd["n_iterations"] = check_int(steps, "steps")
+    if lr is not None:
+        upd["lr"] = check_positive(lr, "lr")
+    return dataclasses.replace(cfg, **upd)
+
+
+def _door_run(env, *, name, beta=None, model="tabular", data="full", steps=None, lr=None, optimizer="auto", seed=0,
+              eval_every=None, progress=True, batch_size=None, dtype=None, solution=None, policy=None,
+              config=None, atoms=51, parametrisation="probs", n_quantiles=32, kappa=0.0, n_bins=51, sigma=None,
+              **unknown):
+    """``train("c51" | "qr" | "hl_gauss", mrp_or_mdp, ...)``: runs the learner, returns a TrainResult with
+    the learned law next to the exact fixed point (and the plug-in fixed point of the same samples)."""
+    from ..solvers.distributional import (Categorical, Quantile, categorical_fixed_point, default_atoms, quantile_dp,
+                                          wasserstein1)
+    from .trainer import FAR_TV, TrainResult, _flag  # noqa: F401  (FAR_TV documents the token threshold)
+
+    if unknown:
+        raise ValueError(f"unknown options for {name}: {sorted(unknown)}")
+    for arg, val, default in (("model", model, "tabular"), ("data", data, "full"), ("optimizer", optimizer, "auto"),
+                              ("batch_size", batch_size, None), ("beta", beta, None)):
+        if not (val is default or val == default):
+            raise ValueError(f"{arg} is not used by {name} (a numpy learner on sampled next states); got {arg}={val!r}")
+    P, r, gamma, sa = _mrp_of(env, policy)
+    cfg = _td_config(config, steps, lr, seed, progress)
+    V = mrp_value(P, r, gamma)
+    kind = {"c51": "categorical", "ctd": "categorical", "categorical_td": "categorical", "qr": "quantile",
+            "quantile_td": "quantile", "hl_gauss": "hl_gauss"}[name]
+    learned, exact, hist = {}, {}, {"step": 0, "loss": float("nan")}
+    if kind == "categorical":
+        z = default_atoms(r, gamma, atoms) if isinstance(atoms, (int, np.integer)) and not isinstance(atoms, bool) \
+            else check_support(atoms, r, gamma)
+        res = categorical_td(P, r, gamma, z, parametrisation=parametrisation, config=cfg)
+        fp = categorical_fixed_point(P, r, gamma, z)
+        plug = categorical_fixed_point(res.empirical_P, r, gamma, z)
+        err = float(np.max(wasserstein1(Categorical(z, res.estimate), fp)))
+        plug_err = float(np.max(wasserstein1(plug, fp)))
+        learned.update(probs=res.estimate, mean=res.mean, atoms=z)
+        exact.update(probs=np.asarray(fp.probs), mean=V, atoms=z)
+        convention = f"categorical-{parametrisation}"
+    elif kind == "quantile":
+        res = quantile_td(P, r, gamma, n_quantiles, kappa=kappa, config=cfg)
+        fp = quantile_dp(P, r, gamma, n_quantiles)
+        plug = quantile_dp(res.empirical_P, r, gamma, n_quantiles)
+        est = np.sort(res.estimate, axis=1)
+        err = float(np.max(wasserstein1(Quantile(est), Quantile(fp.locations))))
+        plug_err = float(np.max(wasserstein1(Quantile(plug.locations), Quantile(fp.locations))))
+        learned.update(locations=est, mean=res.mean)
+        exact.update(locations=np.asarray(fp.locations), mean=V)
+        convention = "quantile"
+    else:
+        lo, hi = float(r.min()) / (1 - gamma), float(r.max()) / (1 - gamma)
+        n_bins = check_int(n_bins, "n_bins", minimum=13)
+        width = max(hi - lo, 1e-12) / (n_bins - 12)
+        edges = np.linspace(lo - 6 * width, hi + 6 * width, n_bins + 1)
+        sig = 0.75 * (edges[1] - edges[0]) if sigma is None else check_positive(sigma, "sigma")
+        res = hl_gauss_td(P, r, gamma, edges, sig, parametrisation=parametrisation, config=cfg)
+        p_fp = hl_gauss_fixed_point(P, r, gamma, edges, sig)
+        err = float(np.max(np.abs(res.mean - V)))
+        plug_err = float(np.max(np.abs(hl_gauss_mean(hl_gauss_fixed_point(res.empirical_P, r, gamma, edges, sig),
+                                                     edges) - V)))
+        learned.update(probs=res.estimate, mean=res.mean, edges=edges)
+        exact.update(probs=p_fp, mean=V, edges=edges)
+        convention = f"hl-gauss-{parametrisation}"
+    if sa is not None:  # state–action MRP of an (MDP, policy): (S, A, ...) views
+        for d in (learned, exact):
+            for k in ("probs", "locations", "mean"):
+                if k in d:
+                    d[k] = np.asarray(d[k]).reshape(sa + np.asarray(d[k]).shape[1:])
+    metric = "sup_w1" if kind != "hl_gauss" else "value_error"
+    hist.update({"step": res.config.n_iterations, metric: err, f"plugin_{metric}": plug_err,
+                 "mean_error": float(np.max(np.abs(res.mean - V))), "n_samples": res.n_samples})
+    out = TrainResult(None, None, [hist], name, convention, 0.0, None, learned, exact, steps_run=res.config.n_iterations,
+                      raw=res)
+    # far: more than 4× the plug-in error of the same samples plus 1e-3 of the return range
+    span = (float(r.max()) - float(r.min())) / (1 - gamma) + 1e-12
+    _flag(out, err > 4 * plug_err + 1e-3 * span, name, False,
+          f"{metric} {err:.3g} vs plug-in {plug_err:.3g} from the same samples")
+    return out
+
+
+def _register_doors():
+    from .trainer import Door, register_door
+
+    register_door(Door("c51", _door_run, description="categorical TD (CTD / C51) on an MRP (P, r, gamma) or a "
+                       "TabularMDP with policy=", reference="Bellemare et al. 2017; Rowland et al. 2018"),
+                  aliases=("ctd", "categorical_td"))
+    register_door(Door("qr", _door_run, description="quantile TD on an MRP or a TabularMDP with policy=",
+                       reference="Dabney et al. 2018"), aliases=("quantile_td",))
+    register_door(Door("hl_gauss", _door_run, description="HL-Gauss TD on an MRP or a TabularMDP with policy=",
+                       reference="Farebrother et al. 2024"))
+
+
+_register_doors()

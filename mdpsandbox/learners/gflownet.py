@@ -719,7 +719,7 @@ _TREE_DESCRIPTIONS = {
 
 def _register() -> None:
     from .trainer import ALGORITHMS as _SHARED
-    from .trainer import AlgorithmSpec, register_algorithm
+    from .trainer import AlgorithmSpec, Door, register_algorithm, register_door
 
     for loss in LOSSES:
         if loss in _SHARED:
@@ -730,7 +730,88 @@ def _register() -> None:
             init="log_ref", value_head=loss in ("db", "subtb"), sequence_level=True,
             full_data=_full_trajectories, batch=_trajectory_batch, metrics=_tree_metrics(loss),
             setup=_tree_setup(loss), defaults={"lam": 0.9} if loss == "subtb" else {},
-            description=desc, reference=ref), aliases=(f"gflownet-{loss}",))
+            description=desc, reference=ref, arrays=_tree_arrays(loss)), aliases=(f"gflownet-{loss}",))
+    register_door(Door("tb", _dag_door, applies=_is_dag,
+                       description="GFlowNets on a DAG with log_reward= (train_gflownet; tb/db/subtb/fm/zvar)",
+                       reference="Malkin et al. 2022; Bengio et al. 2021, 2023; Madan et al. 2023; Zhang et al. 2023"),
+                  aliases=tuple(x for loss in LOSSES for x in (loss, f"gflownet-{loss}") if x != "tb"))
+
+
+def _tree_arrays(loss: str):
+    def arrays(model, env, beta, sol):
+        """learned/exact: ``policy`` P_F vs π*, ``log_z`` vs V*(root)/β, DB/SubTB ``log_flow`` of the tree's
+        internal nodes vs the exact log F."""
+        from .trainer import read_off
+
+        m = _tree_metrics(loss)(model, env, beta, sol)
+        logits = model.all_logits().detach().to(torch.float64).cpu().numpy()[0]
+        learned = {"policy": read_off(logits, env, beta, "policy")["policy"], "log_z": np.float64(m["log_z"])}
+        exact = {"policy": np.asarray(sol.policy), "log_z": np.float64(m["log_z_star"])}
+        if loss in ("db", "subtb"):
+            task = _task_of(model)
+            with torch.no_grad():
+                lf = task.gfn.log_flow_table().to(torch.float64).numpy()
+            learned["log_flow"] = lf[:task.gfn.n_internal]
+            exact["log_flow"] = np.asarray(task.exact.log_flow[:task.gfn.n_internal])
+        return learned, exact
+    return arrays
+
+
+def _is_dag(env, kwargs) -> bool:
+    from ..envs.token import TokenMDP
+
+    return isinstance(env, DAG) and not isinstance(env, TokenMDP)
+
+
+def _dag_door(env, *, name, beta=None, model="tabular", data="full", steps=None, lr=None, optimizer="auto", seed=0,
+              eval_every=None, progress=True, batch_size=None, dtype=None, solution=None, log_reward=None,
+              config: Optional["GFlowNetConfig"] = None, **fields):
+    """``train("tb" | "db" | "subtb" | "fm" | "zvar", dag, log_reward=...)`` → :func:`train_gflownet`, as a
+    TrainResult: learned ``log_pf`` / ``log_z`` / ``terminating`` (and ``log_flow`` for DB/SubTB) next to
+    the exact :func:`~mdpsandbox.solvers.flows.flows`."""
+    from .trainer import TrainResult, _flag
+
+    loss = name.replace("gflownet-", "")
+    if log_reward is None:
+        raise ValueError(f"train({name!r}, dag) needs log_reward= (an (n_objects,) array of log R(x)), e.g. "
+                         "mdpsandbox.envs.dag.random_log_reward(dag, seed=0)")
+    for arg, val, default in (("data", data, "full"), ("optimizer", optimizer, "auto"), ("beta", beta, None)):
+        if not (val is default or val == default):
+            raise ValueError(f"{arg} is not used by {name} on a DAG (Adam on sampled or enumerated trajectories); "
+                             f"got {arg}={val!r}")
+    upd = dict(fields, loss=loss, seed=seed, progress=bool(progress))
+    if steps is not None:
+        upd["n_steps"] = steps
+    if lr is not None:
+        upd["lr"] = lr
+    if batch_size is not None:
+        upd["batch_size"] = batch_size
+    if eval_every is not None:
+        upd["eval_every"] = eval_every
+    known = set(GFlowNetConfig.__dataclass_fields__)
+    bad = set(upd) - known
+    if bad:
+        raise ValueError(f"unknown options for {name} on a DAG: {sorted(bad)} (GFlowNetConfig fields: {sorted(known)})")
+    gmodel = None if model == "tabular" else model
+    if gmodel is not None and not isinstance(gmodel, GFlowNetModel):
+        raise ValueError(f"model must be 'tabular' or a GFlowNetModel for {name} on a DAG, got {model!r}")
+    res = train_gflownet(env, log_reward, config, model=gmodel, **upd)
+    ex = res.exact
+    history = [{"step": int(s), "loss": float(res.losses[min(int(s), len(res.losses) - 1)]), "tv": float(t),
+                "log_z": float(z), "log_z_error": abs(float(z) - float(ex.log_z))}
+               for s, t, z in zip(res.steps, res.tv, res.log_z)]
+    dag = as_dag(env)
+    learned = {"log_pf": res.final_log_pf, "log_z": np.float64(res.final_log_z),
+               "terminating": terminating_distribution(dag, res.final_log_pf)}
+    exact = {"log_pf": np.asarray(ex.log_pf), "log_z": np.float64(ex.log_z), "terminating": np.asarray(ex.target)}
+    if loss in ("db", "subtb"):
+        with torch.no_grad():
+            learned["log_flow"] = res.model.log_flow_table().to(torch.float64).numpy()
+        exact["log_flow"] = np.asarray(ex.log_flow)
+    out = TrainResult(res.model, None, history, loss, "gflownet", 0.0, None, learned, exact,
+                      steps_run=len(res.losses), raw=res)
+    _flag(out, res.final_tv > 1e-2, loss, False, f"TV(p_F, R/Z) {res.final_tv:.3g} > 0.01")
+    return out
 
 
 _register()

@@ -587,20 +587,159 @@ def _cd_metrics(model, env, beta, sol):
     return compare(guided_logits(env.ref_logits, q / beta), env, beta=beta, convention="shiq", solution=sol)
 
 
+def _qsharp_arrays(model, env, beta, sol):
+    """learned/exact for the Bernoulli population fit: ``q`` = β·Q̂/β vs Q*, ``policy`` guided vs π*."""
+    import torch
+
+    with torch.no_grad():
+        u = model.all_logits().detach().to(torch.float64).numpy()
+    qb = env._user(bernoulli_logit_q_over_beta(u, beta))
+    return ({"q": beta * qb, "policy": guided_policy(env.ref_logits, qb)},
+            {"q": np.asarray(sol.q), "policy": np.asarray(sol.policy)})
+
+
+def _cd_arrays(model, env, beta, sol):
+    """learned/exact for CD: ``q`` = Q̂^{π_ref} vs the exact Q^{π_ref} (the CD target), ``policy`` guided vs π*
+    (CD's guided policy is not π*: a negative control for KL control)."""
+    import torch
+
+    from ..solvers.dp import evaluate
+
+    with torch.no_grad():
+        q = env._user(model.all_logits().detach().to(torch.float64).numpy())
+    q_ref = np.asarray(evaluate(env, env.ref_policy).q)
+    return ({"q": q, "policy": guided_policy(env.ref_logits, q / beta)},
+            {"q": q_ref, "policy": np.asarray(sol.policy)})
+
+
+def _door_applies(env, kwargs) -> bool:
+    from ..envs.token import TokenMDP
+
+    if any(kwargs.get(k) is not None for k in ("head", "atoms", "rounds")):
+        return True
+    return isinstance(env, TokenMDP) and env.gamma == 1.0 and not _is_bernoulli(env)
+
+
+def _qsharp_door(env, *, name, beta=None, model="tabular", data="full", steps=None, lr=None, optimizer="auto",
+                 seed=0, eval_every=None, progress=True, batch_size=None, dtype=None, solution=None, head=None,
+                 atoms=None, rounds=None, n_per_round=512, **unknown):
+    """``train("qsharp", env, head=..., atoms=..., rounds=...)``: the histogram head (default on trees whose
+    rewards are not 0/1; atoms default to the exact reward-to-go support) and/or Algorithm 1 rounds."""
+    import torch
+
+    from ..solvers.dp import solve
+    from ..solvers.return_laws import return_distribution
+    from .compare import compare
+    from .trainer import DEFAULT_BETA, TrainResult, _flag
+
+    if unknown:
+        raise ValueError(f"unknown options for qsharp: {sorted(unknown)} (head, atoms, rounds, n_per_round)")
+    for arg, val, default in (("data", data, "full"), ("batch_size", batch_size, None)):
+        if not (val is default or val == default):
+            raise ValueError(f"{arg} is not used by qsharp with head=/rounds= (exact laws or Algorithm-1 rollouts); "
+                             f"got {arg}={val!r}")
+    if optimizer not in ("auto", "adam", "lbfgs"):
+        raise ValueError(f"qsharp with head=/rounds= fits its heads with 'adam' or 'lbfgs' (population fit); "
+                         f"got optimizer={optimizer!r}")
+    env = _check_qsharp_env(env)
+    beta = DEFAULT_BETA if beta is None else _check_beta(beta)
+    # the population fit is a deterministic full-batch loss: L-BFGS unless an lr / Adam is asked for
+    lbfgs = rounds is None and (optimizer == "lbfgs" or (optimizer == "auto" and lr is None))
+    steps = (10 if lbfgs else 300) if steps is None else check_int(steps, "steps")
+    lr = (1.0 if lbfgs else 0.1) if lr is None else check_positive(lr, "lr")
+    if head is None:
+        head = "bernoulli" if atoms is None and _is_bernoulli(env) else "histogram"
+    if head not in ("bernoulli", "histogram"):
+        raise ValueError(f"head must be 'bernoulli' or 'histogram', got {head!r}")
+    if head == "bernoulli" and not _is_bernoulli(env):
+        raise ValueError("head='bernoulli' needs 0/1 sequence rewards; use head='histogram' (atoms default to the "
+                         "exact reward-to-go support)")
+    if head == "histogram" and atoms is None:
+        support = np.unique(return_distribution(env).edge_values)
+        atoms = support if support.size >= 2 else np.array([support[0], support[0] + 1.0])
+    sol = solve(env, beta=beta) if solution is None else solution
+
+    def metrics(h, step, loss):
+        qb = h.q_over_beta(beta)
+        out = compare(guided_logits(env.ref_logits, qb), env, beta=beta, convention="shiq", solution=sol)
+        out["q_error"] = float(np.max(np.abs(beta * qb - np.asarray(sol.q))))
+        return dict(step=int(step), loss=float(loss), **out)
+
+    history = []
+    if rounds is None:  # population fit on the exact reference return laws (every edge, exact weights)
+        rows, w = _population_rows(env, lambda p, n, t, z, w: (RewardToGo(p, n, t, z, np.zeros_like(p)), w))
+        qhead = QSharpHead(env, head, atoms=atoms, model=model, seed=seed)
+        loss_fn = qhead.loss_fn(rows, torch.as_tensor(w / w.sum()))
+        if lbfgs:
+            opt = torch.optim.LBFGS(qhead.params, lr=lr, max_iter=20, history_size=50, line_search_fn="strong_wolfe",
+                                    tolerance_grad=1e-14, tolerance_change=1e-16)
+        else:
+            opt = torch.optim.Adam(qhead.params, lr=lr)
+        every = max(1, steps // 20) if eval_every is None else check_int(eval_every, "eval_every")
+        with torch.no_grad():
+            history.append(metrics(qhead, 0, float(loss_fn())))
+
+        def closure():
+            opt.zero_grad()
+            loss = loss_fn()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"qsharp: non-finite loss {loss.item()}")
+            loss.backward()
+            return loss
+
+        steps_run = steps
+        for k in range(1, steps + 1):
+            before = [q.detach().clone() for q in qhead.params] if lbfgs else None
+            loss = opt.step(closure) if lbfgs else (closure(), opt.step())[0]
+            # L-BFGS has converged when a step moves no parameter by more than 1e-10
+            stalled = before is not None and all(float((a - q.detach()).abs().max()) <= 1e-10
+                                                 for a, q in zip(before, qhead.params))
+            if k % every == 0 or k == steps or stalled:
+                history.append(metrics(qhead, k, float(loss.detach())))
+            if stalled:
+                steps_run = k
+                break
+        raw = qhead
+    else:
+        rounds = check_int(rounds, "rounds")
+        steps_run = steps
+        raw = train_qsharp(env, beta, kind=head, atoms=atoms, model=model, n_rounds=rounds, n_per_round=n_per_round,
+                           steps=steps, lr=lr, seed=seed, progress=progress)
+        qhead = raw.qsharp
+        for rec in raw.history:
+            history.append({**metrics(qhead, rec["round"], float("nan")), "n_data": rec["n_data"],
+                            "objective": rec["qsharp"].objective, "cd_objective": rec["cd"].objective,
+                            "optimal_objective": raw.optimal.objective})
+        # the metrics above are of the final head; per-round exact objectives are in objective/cd_objective
+    qb = qhead.q_over_beta(beta)
+    learned = {"q": beta * qb, "policy": qhead.policy(beta)}
+    exact = {"q": np.asarray(sol.q), "policy": np.asarray(sol.policy)}
+    out = TrainResult(getattr(qhead, "net", None), None, history, "qsharp", "shiq", beta, sol, learned, exact,
+                      steps_run=steps_run, raw=raw)
+    tv = history[-1]["tv_max"]
+    _flag(out, tv > 1e-2 if rounds is not None else tv > 1e-3, "qsharp", False, f"policy TV max {tv:.3g}")
+    return out
+
+
 def _register():
-    from .trainer import ALGORITHMS, AlgorithmSpec, register_algorithm
+    from .trainer import ALGORITHMS, AlgorithmSpec, Door, register_algorithm, register_door
+
+    register_door(Door("qsharp", _qsharp_door, applies=_door_applies,
+                       description="Q♯ with head='bernoulli'|'histogram' (atoms=), rounds= (Algorithm 1)",
+                       reference="Zhou et al. 2025, Q♯: Provably optimal distributional RL for LLM post-training"))
 
     if "qsharp" not in ALGORITHMS:
         register_algorithm(AlgorithmSpec(
             name="qsharp", objective=_qsharp_objective, data="reward_to_go", convention="shiq", init="zero",
-            sequence_level=True, full_data=_full_bernoulli, batch=_batch, metrics=_qsharp_metrics,
+            sequence_level=True, full_data=_full_bernoulli, batch=_batch, metrics=_qsharp_metrics, arrays=_qsharp_arrays,
             description="Q♯ Bernoulli head (logits = Bernoulli logits per edge), ML on the exact reference "
                         "return laws; guidance ℓ_ref + Q̂/β (Algorithm 1 rounds: train_qsharp)",
             reference="Zhou et al. 2025, Q♯: Provably optimal distributional RL for LLM post-training"))
     if "cd" not in ALGORITHMS:
         register_algorithm(AlgorithmSpec(
             name="cd", objective=_cd_objective, data="reward_to_go", convention="shiq", init="zero",
-            sequence_level=True, full_data=_full_cd, batch=_batch, metrics=_cd_metrics,
+            sequence_level=True, full_data=_full_cd, batch=_batch, metrics=_cd_metrics, arrays=_cd_arrays,
+            negative_control=True,
             description="CD/VAS baseline: squared loss to the reward-to-go (logits = Q̂^{π_ref}); guidance "
                         "ℓ_ref + Q̂^{π_ref}/β", reference="Zhou et al. 2025 (baseline); Mudgal et al. 2024 (CD)"),
             aliases=("vas",))

@@ -23,6 +23,7 @@ evaluation).
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import sys
 from dataclasses import dataclass, field
@@ -43,10 +44,12 @@ from .models import MODELS, TabularLogits, TreeModel, make_model
 
 __all__ = [
     "AlgorithmSpec", "ALGORITHMS", "register_algorithm", "algorithm_names", "get_algorithm", "TrainContext",
-    "TrainResult", "NonFiniteLossError", "train", "OPTIMIZERS", "to_batch",
+    "TrainResult", "NonFiniteLossError", "train", "OPTIMIZERS", "to_batch", "Door", "DOORS", "register_door",
+    "NegativeControlWarning", "check_known", "read_off",
 ]
 
-OPTIMIZERS = ("adam", "sgd", "lbfgs")
+OPTIMIZERS = ("auto", "adam", "sgd", "lbfgs")
+_log = logging.getLogger("mdpsandbox.learners")
 
 
 class NonFiniteLossError(ValueError):
@@ -72,6 +75,12 @@ class AlgorithmSpec:
         before the optimiser: it may attach algorithm-specific parameters to the model as submodules
         (e.g. a GFlowNet's log Z), which the optimiser, the target copy and the returned model then carry.
     defaults : default keyword options of the objective (``ctx.options``).
+    negative_control : the method is *expected* to miss the exact answer (L0, ShiQ L2 under per-node
+        offsets, CD): :func:`train` then warns (:class:`NegativeControlWarning`) and flags the result
+        when it ends far from it.
+    arrays : optional ``(model, env, beta, solution) -> (learned, exact)`` dicts of numpy arrays for
+        :attr:`TrainResult.learned` / :attr:`TrainResult.exact` (default: read off the logits by
+        ``convention``).
     """
 
     name: str
@@ -89,10 +98,41 @@ class AlgorithmSpec:
     defaults: dict = field(default_factory=dict)
     description: str = ""
     reference: str = ""
+    negative_control: bool = False
+    arrays: Optional[Callable[..., tuple]] = None
 
 
 #: name -> AlgorithmSpec. Aliases map to the same spec.
 ALGORITHMS: dict[str, AlgorithmSpec] = {}
+
+
+class NegativeControlWarning(UserWarning):
+    """A negative-control learner ended far from the exact answer (as it is expected to)."""
+
+
+@dataclass(frozen=True)
+class Door:
+    """A learner that :func:`train` runs with its own loop (distributional TD on MRPs/MDPs, GFlowNets on
+    DAGs, Q♯ with the histogram head or Algorithm-1 rounds): ``run(env, **kwargs) -> TrainResult``,
+    used for ``name`` when ``applies(env, kwargs)``; otherwise the :class:`AlgorithmSpec` of the same
+    name (if any) trains on the token tree."""
+
+    name: str
+    run: Callable[..., Any]
+    applies: Callable[[Any, dict], bool] = field(default=lambda env, kwargs: True)
+    description: str = ""
+    reference: str = ""
+
+
+#: name -> Door (aliases map to the same door).
+DOORS: dict[str, Door] = {}
+
+
+def register_door(door: Door, *, aliases: tuple = ()) -> Door:
+    """Add a :class:`Door` (and aliases) to :data:`DOORS`; re-registering a name replaces it."""
+    for name in (door.name, *aliases):
+        DOORS[name] = door
+    return door
 
 
 def register_algorithm(spec: AlgorithmSpec, *, aliases: tuple = (), overwrite: bool = False) -> AlgorithmSpec:
@@ -108,17 +148,30 @@ def register_algorithm(spec: AlgorithmSpec, *, aliases: tuple = (), overwrite: b
 
 
 def algorithm_names() -> list:
-    """Registered algorithm names (canonical names first, without aliases)."""
-    return sorted({s.name for s in ALGORITHMS.values()})
+    """Every name :func:`train` accepts (canonical names, without aliases): the token-tree algorithms
+    and the learners with their own loop (:data:`DOORS`)."""
+    return sorted({s.name for s in ALGORITHMS.values()} | {d.name for d in DOORS.values()})
 
 
 def get_algorithm(name: str) -> AlgorithmSpec:
+    """The :class:`AlgorithmSpec` of a token-tree algorithm (``ValueError`` listing the valid names)."""
     if isinstance(name, AlgorithmSpec):
         return name
     if name not in ALGORITHMS:
+        if name in DOORS:
+            raise ValueError(f"algorithm {name!r} has its own training loop ({DOORS[name].description}); "
+                             f"call train({name!r}, env, ...) directly")
+        aliases = sorted((set(ALGORITHMS) | set(DOORS)) - set(algorithm_names()))
         raise ValueError(f"unknown algorithm {name!r}; valid algorithms: {', '.join(algorithm_names())} "
-                         f"(aliases: {', '.join(sorted(set(ALGORITHMS) - set(algorithm_names())))})")
+                         f"(aliases: {', '.join(aliases)})")
     return ALGORITHMS[name]
+
+
+def check_known(name) -> None:
+    """``ValueError`` listing the valid names unless ``name`` is an AlgorithmSpec or a registered name."""
+    if isinstance(name, AlgorithmSpec) or name in ALGORITHMS or name in DOORS:
+        return
+    get_algorithm(name)
 
 
 # ---------------------------------------------------------------------- batches and context
@@ -298,20 +351,20 @@ def objective_dpo(model, b, ctx):
                       b.p_chosen)
 
 
-_PAPER_SHIQ = "Clavier et al. 2025, ShiQ: Bringing back Bellman to LLMs (reconstructed form, MATH.md §5)"
+_PAPER_SHIQ = "Clavier et al. 2025, ShiQ: Bringing back Bellman to LLMs (reconstructed form, docs/math.md §5)"
 register_algorithm(AlgorithmSpec(
-    "naive", objective_naive, "transitions", "policy", init="ref", defaults={"backup": "max"},
+    "naive", objective_naive, "transitions", "policy", init="ref", defaults={"backup": "max"}, negative_control=True,
     description="L0: logits regressed as Q-values onto r + γ max g(s'); ignores π_ref and β (negative control)",
     reference=_PAPER_SHIQ), aliases=("l0",))
 register_algorithm(AlgorithmSpec(
     "kl_q", objective_kl_q, "transitions", "q", init="zero",
-    description="L1: KL-regularised Q-space Bellman residual, q → Q*", reference="MATH.md §3, §5"), aliases=("l1",))
+    description="L1: KL-regularised Q-space Bellman residual, q → Q*", reference="docs/math.md §3, §5"), aliases=("l1",))
 register_algorithm(AlgorithmSpec(
     "soft_q", objective_soft_q, "transitions", "q", init="zero", uses_target=True,
     description="soft (KL) Q-learning, one-step TD with a stop-gradient target (optional target network)",
-    reference="Haarnoja et al. 2017; MATH.md §9"))
+    reference="Haarnoja et al. 2017; docs/math.md §9"))
 register_algorithm(AlgorithmSpec(
-    "shiq_l2", objective_shiq_l2, "transitions", "l2", init="ref",
+    "shiq_l2", objective_shiq_l2, "transitions", "l2", init="ref", negative_control=True,
     description="ShiQ L2 (easing sampling): β g = q + β log π_ref, g → log π_ref + Q*/β", reference=_PAPER_SHIQ),
     aliases=("l2",))
 register_algorithm(AlgorithmSpec(
@@ -335,22 +388,44 @@ register_algorithm(AlgorithmSpec(
 
 
 # ---------------------------------------------------------------------- training
+#: a result is flagged ``far_from_exact`` when its final policy TV (max over nodes) exceeds this
+FAR_TV = 1e-3
+
+
 @dataclass
 class TrainResult:
-    """Output of :func:`train`.
+    """Output of :func:`train` (every learner).
 
-    model : the trained torch model.  logits : numpy ``(n_nodes, V)`` (``(n_prompts, n_nodes, V)``),
-    canonical order.  history : one dict per evaluation (``step``, ``loss`` and the metrics of
-    :func:`compare`).  algorithm, convention, beta; solution : the exact ``solve(env, beta=β)``.
+    model : the trained torch model (None for the numpy distributional-TD learners).
+    logits : numpy ``(n_nodes, V)`` (``(n_prompts, n_nodes, V)``), canonical order (token trees; else None).
+    history : one dict per evaluation (``step``, ``loss`` and the metrics of :func:`compare`, or the
+        learner's own metrics). algorithm, convention, beta; solution : the exact ``solve(env, beta=β)``.
+    learned, exact : the learned numbers as numpy arrays next to their exact counterparts, same keys
+        where both exist — token trees: ``q``, ``v``, ``policy`` (read off the logits by convention),
+        ``value_head`` (PCL/DRO; exact ``v``), ``log_z``; GFlowNets on DAGs: ``log_pf``, ``log_z``,
+        ``terminating``, ``log_flow`` (DB/SubTB); distributional TD: ``probs`` / ``locations``,
+        ``mean``, ``atoms`` / ``edges``; Q♯: ``q``, ``policy``.
+    negative_control : the algorithm is a negative control (expected to miss);
+    far_from_exact : the final error is above the flag threshold (policy TV max > :data:`FAR_TV`, or
+        the learner's own criterion); notes : plain-language messages (e.g. the negative-control warning).
+    steps_run : updates actually taken (L-BFGS stops once a step changes nothing; said in ``notes``).
+    raw : the specialised result object (GFlowNetResult, QSharpResult, TDResult) when there is one.
     """
 
-    model: TreeModel
-    logits: np.ndarray
+    model: Any
+    logits: Optional[np.ndarray]
     history: list
     algorithm: str = ""
     convention: str = ""
     beta: float = 0.0
     solution: Optional[Solution] = None
+    learned: dict = field(default_factory=dict)
+    exact: dict = field(default_factory=dict)
+    negative_control: bool = False
+    far_from_exact: bool = False
+    notes: list = field(default_factory=list)
+    steps_run: int = 0
+    raw: Any = None
 
     @property
     def final(self) -> dict:
@@ -360,6 +435,74 @@ class TrainResult:
     def curve(self, key: str = "logit_error") -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of one recorded metric."""
         return (np.array([h["step"] for h in self.history]), np.array([h[key] for h in self.history], dtype=float))
+
+    def errors(self) -> dict:
+        """max |learned − exact| for every key present in both (float64 arrays of the same shape)."""
+        out = {}
+        for k, v in self.learned.items():
+            if k in self.exact:
+                a, b = np.asarray(v, dtype=np.float64), np.asarray(self.exact[k], dtype=np.float64)
+                if a.shape == b.shape:
+                    fin = np.isfinite(a) & np.isfinite(b)
+                    same_inf = ~fin & (a == b)
+                    d = np.abs(np.where(fin, a, 0.0) - np.where(fin, b, 0.0))
+                    out[k] = float(np.max(d, initial=0.0)) if np.all(fin | same_inf) else float("inf")
+        return out
+
+
+def _lse(x: np.ndarray) -> np.ndarray:
+    from .._math import logsumexp
+
+    return logsumexp(x, axis=-1)
+
+
+def read_off(logits: np.ndarray, env: TokenMDP, beta: float, convention: str) -> dict:
+    r"""The numbers a logit table stands for under ``convention`` (docs/math.md §5), numpy arrays:
+    ``policy`` always; ``q`` (``env.shape``) and ``v`` (``(n_nodes,)``) for the Q-conventions —
+    shiq: q = β(g − ℓ_ref), v = β(LSE g − LSE ℓ_ref); l2: q = β(g − log π_ref), v = β LSE g;
+    q: q = g, v = β LSE(log π_ref + g/β)."""
+    from .compare import policy_from_logits
+
+    g = np.asarray(logits, dtype=np.float64)
+    out = {"policy": policy_from_logits(g, env, beta=beta, convention=convention)}
+    if convention == "shiq":
+        out["q"] = beta * (g - env.ref_logits)
+        out["v"] = beta * (_lse(g) - _lse(env.ref_logits))
+    elif convention == "l2":
+        out["q"] = beta * (g - env.log_ref_policy)
+        out["v"] = beta * _lse(g)
+    elif convention == "q":
+        out["q"] = g
+        out["v"] = beta * _lse(env.log_ref_policy + g / beta)
+    return out
+
+
+def _token_arrays(spec: AlgorithmSpec, model, env: TokenMDP, beta: float, sol: Solution, logits) -> tuple:
+    if spec.arrays is not None:
+        return spec.arrays(model, env, beta, sol)
+    exact = {"policy": np.asarray(sol.policy), "q": np.asarray(sol.q), "v": np.asarray(sol.v)}
+    learned = read_off(logits, env, beta, spec.convention)
+    if getattr(model, "has_value", False):
+        with torch.no_grad():
+            vh = model.all_values().detach().to(torch.float64).cpu().numpy()
+        learned["value_head"] = vh[0] if env.n_prompts == 1 else vh
+        exact["value_head"] = exact["v"]
+    return learned, exact
+
+
+def _flag(result: "TrainResult", far: bool, spec_name: str, negative: bool, what: str) -> None:
+    import warnings
+
+    result.negative_control = bool(negative)
+    result.far_from_exact = bool(far)
+    if far and negative:
+        msg = (f"{spec_name} is a negative control and ended far from the exact answer ({what}); this is the "
+               "expected failure, not a training bug")
+        result.notes.append(msg)
+        warnings.warn(msg, NegativeControlWarning, stacklevel=3)
+    elif far:
+        result.notes.append(f"{spec_name} ended far from the exact answer ({what}): train longer or check the "
+                            "learning rate")
 
 
 def _default_data(spec: AlgorithmSpec, env: TokenMDP):
@@ -413,47 +556,107 @@ def _evaluate(spec, model, env, beta, sol, step, loss) -> dict:
     return dict(step=int(step), loss=float(loss), **m)
 
 
-def train(algorithm: Union[str, AlgorithmSpec], env: TokenMDP, *, beta: float,
-          model: Union[str, nn.Module] = "tabular", data: Any = "full", steps: int = 500, lr: Optional[float] = None,
-          optimizer: str = "adam", seed: int = 0, eval_every: Optional[int] = None, progress: bool = True,
-          batch_size: Optional[int] = None, target_update: int = 1, dtype: torch.dtype = torch.float64,
-          solution: Optional[Solution] = None, model_kwargs: Optional[dict] = None, **options) -> TrainResult:
-    r"""Train ``algorithm`` on ``env`` and record its errors against the exact solution.
+def _resolve_optimizer(optimizer: str, lr, batch_size) -> str:
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    if optimizer != "auto":
+        return optimizer
+    # full-batch deterministic losses: L-BFGS with a strong-Wolfe line search needs no learning rate;
+    # an explicit lr or minibatches keep the first-order default
+    return "lbfgs" if lr is None and batch_size is None else "adam"
 
-    Parameters
-    ----------
-    algorithm : a registered name (:func:`algorithm_names`) or an :class:`AlgorithmSpec`.
-    env : TokenMDP.  beta : KL coefficient β > 0.
+
+#: default number of updates per optimizer (``steps=None``)
+DEFAULT_STEPS = {"lbfgs": 50, "adam": 500, "sgd": 500}
+#: default β of the token-tree learners (``beta=None``)
+DEFAULT_BETA = 1.0
+
+
+def _check_dtype(dtype) -> "torch.dtype":
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or dtype in (torch.float16, torch.bfloat16):
+        raise ValueError(f"dtype must be torch.float64 or torch.float32 (a floating dtype for the model's "
+                         f"parameters), got {dtype!r}")
+    return dtype
+
+
+def train(algorithm: Union[str, AlgorithmSpec], env: Any, *, beta: Optional[float] = None,
+          model: Union[str, nn.Module] = "tabular", data: Any = "full", steps: Optional[int] = None,
+          lr: Optional[float] = None, optimizer: str = "auto", seed: int = 0, eval_every: Optional[int] = None,
+          progress: bool = True, batch_size: Optional[int] = None, target_update: int = 1,
+          dtype: torch.dtype = torch.float64, solution: Optional[Solution] = None,
+          model_kwargs: Optional[dict] = None, **options) -> TrainResult:
+    r"""Train any learner and record its errors against the exact answer — the one training front door.
+
+    Token trees (``env`` a TokenMDP; :func:`algorithm_names`): ShiQ family, KL-Q, soft-Q, PCL, DPO, DRO,
+    L0, the GFlowNet losses on the tree (tb/db/subtb/fm/zvar) and Q♯ / CD on exact reward-to-go laws.
+    Learners with their own loop (:data:`DOORS`), same call:
+
+    * ``"tb" | "db" | "subtb" | "fm" | "zvar"`` on a :class:`~mdpsandbox.envs.dag.DAG` (give
+      ``log_reward=``; :func:`~mdpsandbox.learners.gflownet.train_gflownet`, its config fields as options);
+    * ``"qsharp"`` with ``head="histogram"`` (``atoms=``, default: the exact reward-to-go support) and/or
+      ``rounds=k`` (Algorithm 1 of Zhou et al. 2025 with ``n_per_round=``; both heads), or on a tree
+      whose rewards are not 0/1 (the histogram head is chosen);
+    * ``"c51"`` (categorical TD; ``parametrisation="probs"`` default, ``"logits"`` the cross-entropy
+      step), ``"qr"`` (quantile TD, ``n_quantiles=``, ``kappa=``), ``"hl_gauss"`` (``n_bins=``,
+      ``sigma=``) on an MRP ``(P, r, gamma)`` or a TabularMDP with ``policy=`` — ``steps`` = iterations,
+      ``lr``/``seed`` and a ``config=TDConfig(...)`` as in :mod:`~mdpsandbox.learners.distributional_td`.
+
+    Parameters (token trees)
+    ------------------------
+    algorithm : a registered name or an :class:`AlgorithmSpec`.
+    env : TokenMDP.  beta : KL coefficient β > 0 (default :data:`DEFAULT_BETA` = 1).
     model : ``"tabular"`` | ``"mlp"`` | ``"transformer"`` (built for ``env`` starting at the
         algorithm's init, e.g. g = ℓ_ref) or a :class:`TreeModel` instance (trained in place).
     data : ``"full"`` (every node–action once / every complete sequence once / every pair of
         sequences with exact Bradley–Terry labels, by the algorithm's data kind) or a dataset built
         on this env (:mod:`mdpsandbox.learners.data`; sequences are split into steps for one-step losses).
-    steps : number of updates (≥ 1).  lr : learning rate (default 0.05 Adam, 0.1 SGD, 1.0 L-BFGS).
-    optimizer : ``"adam"``, ``"sgd"`` or ``"lbfgs"`` (full-batch; one update = one L-BFGS step).
+    optimizer : ``"auto"`` (default: full-batch L-BFGS with a strong-Wolfe line search when neither
+        ``lr`` nor ``batch_size`` is given — the deterministic full-data losses converge to ~1e-8 in
+        tens of steps — else Adam; auto-chosen L-BFGS stops early, and says so in ``notes``, once a step
+        changes no parameter), ``"adam"``, ``"sgd"`` or ``"lbfgs"`` (one update = one L-BFGS step).
+    steps : number of updates (default :data:`DEFAULT_STEPS`: 50 L-BFGS, 500 Adam/SGD).
+    lr : learning rate (default 0.05 Adam, 0.1 SGD, 1.0 L-BFGS).
     seed : seeds the model's initial weights and minibatch sampling (same seed → same numbers).
     eval_every : evaluate every this many updates (default steps/20); step 0 and the last are always.
-    progress : tqdm progress bar (only on a terminal).
+    progress : a tqdm bar on a terminal, and one log line per evaluation (``logging`` logger
+        ``mdpsandbox.learners``, INFO) so that runs in logs show progress too.
     batch_size : rows per update (default: the whole dataset).
     target_update : refresh the target network every this many updates (algorithms with a target).
+    dtype : torch.float64 (default) or torch.float32.
     options : algorithm options (e.g. ``backup="lse"`` for ``naive``, ``max_len=2`` for ``pcl``).
 
-    Returns a :class:`TrainResult` whose ``logits`` are numpy ``(n_nodes, V)`` in canonical order.
-    Raises ``ValueError`` on bad input before any work, :class:`NonFiniteLossError` (a ValueError)
-    naming the step if the loss becomes NaN/inf.
+    Returns a :class:`TrainResult`: ``logits`` numpy ``(n_nodes, V)`` in canonical order, ``learned`` /
+    ``exact`` arrays, ``history``; negative controls (L0, ShiQ L2, CD) that end far from the exact
+    answer say so (:class:`NegativeControlWarning`, ``far_from_exact``, ``notes``). Raises
+    ``ValueError`` on bad input before any work, :class:`NonFiniteLossError` (a ValueError) naming the
+    step if the loss becomes NaN/inf.
     """
+    dtype = _check_dtype(dtype)
+    check_known(algorithm)
+    if isinstance(algorithm, str) and algorithm in DOORS:
+        door = DOORS[algorithm]
+        kwargs = dict(beta=beta, model=model, data=data, steps=steps, lr=lr, optimizer=optimizer, seed=seed,
+                      eval_every=eval_every, progress=progress, batch_size=batch_size, dtype=dtype,
+                      solution=solution, **options)
+        if door.applies(env, kwargs):
+            return door.run(env, name=algorithm, **kwargs)
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm {algorithm!r} cannot train on a {type(env).__name__} "
+                             f"({door.description})")
     spec = get_algorithm(algorithm)
     if not isinstance(env, TokenMDP):
-        raise ValueError(f"env must be a TokenMDP, got {type(env).__name__}")
-    beta = check_positive(beta, "beta")
-    steps = check_int(steps, "steps")
+        raise ValueError(f"env must be a TokenMDP for {spec.name!r}, got {type(env).__name__}")
+    beta = DEFAULT_BETA if beta is None else check_positive(beta, "beta")
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size")
+    if lr is not None:
+        lr = check_positive(lr, "lr")
+    auto = optimizer == "auto"
+    optimizer = _resolve_optimizer(optimizer, lr, batch_size)
+    steps = DEFAULT_STEPS[optimizer] if steps is None else check_int(steps, "steps")
     seed = check_int(seed, "seed", minimum=0)
     eval_every = max(1, steps // 20) if eval_every is None else check_int(eval_every, "eval_every")
     target_update = check_int(target_update, "target_update")
-    if lr is not None:
-        lr = check_positive(lr, "lr")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     if isinstance(model, str) and model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)} or a TreeModel instance, got {model!r}")
     if spec.sequence_level and env.gamma != 1.0:
@@ -468,8 +671,6 @@ def train(algorithm: Union[str, AlgorithmSpec], env: TokenMDP, *, beta: float,
         dataset = _default_data(spec, env)
     else:
         dataset = _check_dataset(spec, env, data)
-    if batch_size is not None:
-        batch_size = check_int(batch_size, "batch_size")
 
     net = make_model(model, env, init=spec.init, value_head=spec.value_head, seed=seed, dtype=dtype,
                      **(model_kwargs or {}))
@@ -495,6 +696,7 @@ def train(algorithm: Union[str, AlgorithmSpec], env: TokenMDP, *, beta: float,
 
     show = progress and sys.stderr.isatty()
     bar = tqdm(range(1, steps + 1), desc=f"train {spec.name}", disable=not show, leave=False)
+    notes, steps_run = [], steps
     for step in bar:
         if batch_size is not None and batch_size < batch_all.n:
             b = _subsample(batch_all, torch.randperm(batch_all.n, generator=gen)[:batch_size])
@@ -510,18 +712,35 @@ def train(algorithm: Union[str, AlgorithmSpec], env: TokenMDP, *, beta: float,
             loss.backward()
             return loss
 
+        # with optimizer="auto", L-BFGS stops once a step changes nothing (an explicit optimizer runs every step)
+        before = [p.detach().clone() for p in net.parameters()] if auto and optimizer == "lbfgs" else None
         loss = opt.step(closure) if optimizer == "lbfgs" else (closure(), opt.step())[0]
         for prm in net.parameters():
             if not torch.isfinite(prm).all():
                 raise NonFiniteLossError(f"{spec.name}: parameters became non-finite at step {step}")
         if ctx.target is not None and step % target_update == 0:
             ctx.target.load_state_dict(net.state_dict())
-        if step % eval_every == 0 or step == steps:
+        stalled = (before is not None and ctx.target is None
+                   and all(torch.equal(a, p.detach()) for a, p in zip(before, net.parameters())))
+        if step % eval_every == 0 or step == steps or stalled:
             rec = _evaluate(spec, net, env, beta, sol, step, float(loss.detach()))
             history.append(rec)
-            bar.set_postfix(loss=f"{float(loss.detach()):.2e}", err=f"{rec['logit_error']:.2e}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.2e}", err=f"{rec.get('logit_error', float('nan')):.2e}")
+            if progress:
+                _log.info("train %s step %d/%d loss %.3e tv_max %.3e", spec.name, step, steps, rec["loss"],
+                          rec.get("tv_max", float("nan")))
+        if stalled:
+            steps_run = step
+            notes.append(f"L-BFGS stopped at step {step} of {steps}: the step changed no parameter "
+                         "(converged to machine precision)")
+            break
     bar.close()
     with torch.no_grad():
         logits = net.all_logits().detach().to(torch.float64).cpu().numpy()
-    return TrainResult(net, logits[0] if env.n_prompts == 1 else logits, history, spec.name,
-                       spec.convention, beta, sol)
+    logits = logits[0] if env.n_prompts == 1 else logits
+    learned, exact = _token_arrays(spec, net, env, beta, sol, logits)
+    res = TrainResult(net, logits, history, spec.name, spec.convention, beta, sol, learned, exact,
+                      notes=notes, steps_run=steps_run)
+    tv = history[-1].get("tv_max", 0.0)
+    _flag(res, bool(tv > FAR_TV), spec.name, spec.negative_control, f"policy TV max {tv:.3g} > {FAR_TV:g}")
+    return res
