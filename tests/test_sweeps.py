@@ -238,6 +238,7 @@ def test_arrays_sidecar_holds_each_cells_arrays(tmp_path):
     (dict(task="solve", axes={"gamma": [[0.9]]}), r"must be a scalar"),
     (dict(task="solve", axes={"gamma": [float("nan")]}), r"must be finite"),
     (dict(task="solve", axes={"gamma": []}), r"axis 'gamma' is empty"),
+    (dict(task="solve", axes={"gamma": [0.9, "0.99"]}), r"axis 'gamma' mixes value types \['number', 'str'\]"),
     (dict(task="solve", axes={"gamma": 0.9}), r"axis 'gamma' must be a sequence"),
     (dict(task="solve", zipped=[{"gamma": [0.9, 0.99], "seed": [1]}]), r"equal lengths"),
     (dict(task="solve", axes={"gamma": [0.9]}, fixed={"gamma": 0.5}), r"'gamma' is given twice"),
@@ -260,6 +261,15 @@ def test_a_different_spec_in_the_same_directory_is_refused_naming_the_fields(tmp
     with pytest.raises(ValueError, match=r"holds a different sweep; fields that differ: axes.x: \[1.0, 2.0\] -> "
                                          r"\[1.0, 3.0\]; fixed.n: added 2"):
         run(Sweep(task="selftest", axes={"x": [1.0, 3.0]}, fixed={"n": 2}), tmp_path / "o", **SERIAL)
+
+
+def test_int_and_float_values_are_different_specs(tmp_path):
+    run(Sweep(task="selftest", axes={"n": [1, 2]}), tmp_path / "o", **SERIAL)
+    with pytest.raises(ValueError, match=r"axes.x: added"):
+        run(Sweep(task="selftest", axes={"n": [1, 2], "x": [1]}), tmp_path / "o", **SERIAL)
+    from mdpsandbox.sweeps import spec_diff
+
+    assert spec_diff({"axes": {"x": [1, 2]}}, {"axes": {"x": [1.0, 2]}}) == ["axes.x: [1, 2] -> [1.0, 2]"]
 
 
 def test_unwritable_directory_and_bad_run_options_are_refused(tmp_path):

@@ -55,7 +55,7 @@ def add_parser(sub) -> None:
     r.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="dask: join the scheduler at ADDRESS (tcp://HOST:PORT) instead of a LocalCluster")
     r.add_argument("--timeout", type=float, default=30.0, help="dask: seconds to reach the scheduler")
-    r.add_argument("--chunk-size", type=int, default=None, help="cells per chunk (default: ~0.25 s of work)")
+    r.add_argument("--chunk-size", type=int, default=None, help="cells per chunk (default: measured, 0.2-0.5 s of work)")
     r.add_argument("--retry-failed", action="store_true", help="rerun only the cells stored with status=error")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--json", action="store_true", help="print the final status as JSON")

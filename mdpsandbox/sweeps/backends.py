@@ -61,6 +61,7 @@ class Serial:
         return None
 
     def one(self, payload: dict) -> dict:
+        """Run one chunk here, in the client (the probe chunks that measure the chunk size)."""
         return execute_chunk(payload)
 
     def all(self, payloads: list, on_done: Callable) -> None:
@@ -118,6 +119,8 @@ class Process(Serial):
             ctx.set_forkserver_preload(["mdpsandbox.sweeps.worker", "mdpsandbox.sweeps.tasks", "pyarrow.parquet"])
         self.ex = _POOLS[(self.n, method)] = ProcessPoolExecutor(max_workers=self.n, mp_context=ctx,
                                                                  initializer=init_worker)
+        # start every worker now, before this process runs any probe chunk (numba threads)
+        list(self.ex.map(abs, range(self.n)))
         return self
 
     def __exit__(self, exc_type, *exc):
@@ -126,9 +129,6 @@ class Process(Serial):
                 if ex is self.ex:
                     _POOLS.pop(key)
             self.ex.shutdown(wait=False, cancel_futures=True)
-
-    def one(self, payload: dict) -> dict:
-        return self.ex.submit(execute_chunk, payload).result()
 
     def all(self, payloads: list, on_done: Callable) -> None:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -186,9 +186,6 @@ class Dask(Serial):
         return self.client.submit(_dask_chunk, p, key=f"mdpsandbox-sweep-{p['run_id'][:8]}-{p['name']}",
                                   retries=self.retries, pure=False)
 
-    def one(self, payload: dict) -> dict:
-        return self._submit(payload).result()
-
     def all(self, payloads: list, on_done: Callable) -> None:
         from distributed import as_completed
 
@@ -200,5 +197,5 @@ _RUNNERS = {"serial": Serial, "process": Process, "dask": Dask}
 
 
 def get_backend(backend: str, **options):
-    """A context manager with ``one(payload) -> summary`` and ``all(payloads, on_done)``."""
+    """A context manager with ``one(payload) -> summary`` (in this process) and ``all(payloads, on_done)``."""
     return _RUNNERS[backend](**options)

@@ -3,8 +3,9 @@
 Planning. The cells still to do (not stored yet, or failed with ``retry_failed=True``) are grouped
 by the task's batcher key (cells one ``solve_batch`` call can take, sorted so that cells sharing
 an env are adjacent) and cut into chunks. Without ``chunk_size`` the size is measured: a probe
-chunk runs first in this process and the size is set so that a chunk carries ≈ 0.1–0.5 s of work
-(at least ~4 chunks per worker when that keeps chunks ≥ 0.1 s). Chunk composition never changes a
+chunk runs first in this process and the size is set so that a chunk carries ≈ 0.2–0.5 s of work
+(at least ~4 chunks per worker when that keeps chunks ≥ 0.2 s; the fixed cost of a chunk — Parquet
+write, lock, scheduling — is a few ms, so this keeps it at a few percent). Chunk composition never changes a
 cell's numbers. Chunk file names hash their cells' keys and attempt, so a chunk is either stored
 whole or redone.
 """
@@ -16,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Optional, Union
 
+import numpy as np
+
 from . import store
 from .backends import check_backend, default_workers, get_backend
 from .keys import cell_key
@@ -24,7 +27,7 @@ from .tasks import get_task
 
 __all__ = ["run", "status", "plan_cells", "TARGET_CHUNK_S"]
 
-TARGET_CHUNK_S = (0.1, 0.25, 0.5)  # (min, target, max) seconds of work per chunk
+TARGET_CHUNK_S = (0.2, 0.3, 0.5)  # (min, target, max) seconds of work per chunk
 
 
 def _as_sweep(sweep) -> Sweep:
@@ -80,7 +83,7 @@ def run(sweep: Union[Sweep, str, Path, dict], out, *, backend: str = "process", 
         ``timeout`` seconds to connect, ``retries`` per chunk).
     retry_failed : rerun the cells whose stored row has ``status="error"`` (a new attempt; the
         table keeps the latest).
-    chunk_size : cells per chunk (default: measured, ≈ 0.25 s of work per chunk).
+    chunk_size : cells per chunk (default: measured, ≈ 0.2–0.5 s of work per chunk).
     progress : a tqdm bar with cells/s and ETA.
 
     Bad input (unknown task or parameter, wrong types, an empty grid, a directory holding another
@@ -150,7 +153,8 @@ def _execute(task, sweep, out, run_id, todo, backend, n_workers, chunk_size, bar
         for batched, items in groups:
             size = chunk_size
             if size is None:
-                # probe chunks on the backend; the first also pays imports / numba cache loading once
+                # probe chunks in this process (after the pool's workers have started); the first also
+                # pays imports / numba cache loading, so the smallest per-cell cost is kept
                 per = None
                 for k in ((16, 64) if batched else (3,)):
                     k = min(len(items), k)
@@ -162,7 +166,7 @@ def _execute(task, sweep, out, run_id, todo, backend, n_workers, chunk_size, bar
                     elapsed = time.perf_counter() - t0
                     bar.update(res["n"])
                     if batched:
-                        per = min(elapsed, res["wall_s"]) / res["n"]
+                        per = min(per or np.inf, elapsed / res["n"])
                     else:
                         w = sorted(res["walls"][1:] or res["walls"])
                         per = w[len(w) // 2] + max(res["wall_s"] - res["compute_s"], 0.0) / res["n"]

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .keys import SCALAR_TYPES, canonical_value
+from .keys import SCALAR_TYPES, canonical_json, canonical_value
 
 __all__ = ["Sweep", "logspace", "linspace", "spec_diff"]
 
@@ -85,6 +85,11 @@ def _axis_values(name: str, values: Any) -> tuple:
     out = tuple(canonical_value(v, f"axis {name!r} value") for v in values)
     if not out:
         raise ValueError(f"axis {name!r} is empty: the grid would have no cells")
+    kinds = {"bool" if isinstance(v, bool) else "number" if isinstance(v, (int, float)) else "str"
+             for v in out if v is not None}
+    if len(kinds) > 1:
+        raise ValueError(f"axis {name!r} mixes value types {sorted(kinds)}: one column holds one type "
+                         f"(numbers, bools or strings, plus None)")
     return out
 
 
@@ -234,10 +239,10 @@ def spec_diff(old: Mapping, new: Mapping) -> list:
                 out.append(f"{part}.{n}: removed (was {a[n]!r})")
             elif n not in a:
                 out.append(f"{part}.{n}: added {b[n]!r}")
-            elif a[n] != b[n] or type(a[n]) is not type(b[n]):
+            elif canonical_json(a[n]) != canonical_json(b[n]):  # 1 and 1.0 are different cells (keys)
                 out.append(f"{part}.{n}: {a[n]!r} -> {b[n]!r}")
         if not out and list(a) != list(b):
             out.append(f"{part} order: {list(a)} -> {list(b)}")
-    if old.get("zipped", []) != new.get("zipped", []):
+    if canonical_json(old.get("zipped", [])) != canonical_json(new.get("zipped", [])):
         out.append(f"zipped: {old.get('zipped')!r} -> {new.get('zipped')!r}")
     return out
