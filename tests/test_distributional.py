@@ -1,4 +1,4 @@
-"""Checks of MATH.md §7: categorical projection, CDP / DCFP, QDP, generative model, stochastic CDFs."""
+"""Checks of docs/math.md §7: categorical projection, CDP / DCFP, QDP, generative model, stochastic CDFs."""
 from fractions import Fraction
 
 import numpy as np

@@ -1,5 +1,5 @@
 """Distributional TD (C51 / CTD, QR, HL-Gauss) against the exact distributional DP fixed points
-(MATH.md §7, §9). Every learner runs seeded on a small MRP; tolerances are stated per test."""
+(docs/math.md §7, §9). Every learner runs seeded on a small MRP; tolerances are stated per test."""
 import dataclasses
 
 import numpy as np

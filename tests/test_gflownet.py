@@ -1,4 +1,4 @@
-"""GFlowNet losses and training (MATH.md §8): residuals vanish at the exact flows, SubTB contains DB and
+"""GFlowNet losses and training (docs/math.md §8): residuals vanish at the exact flows, SubTB contains DB and
 TB, and tabular training reaches the exact log Z, log F and R/Z (TV computed by pushing mass)."""
 import math
 

@@ -1,4 +1,4 @@
-"""GFlowNet losses in the shared trainer on token trees (MATH.md §8): with R(x) = π_ref(x) e^{R_seq(x)/β}
+"""GFlowNet losses in the shared trainer on token trees (docs/math.md §8): with R(x) = π_ref(x) e^{R_seq(x)/β}
 the GFlowNet fixed point is the KL-regularised optimum — P_F = π*_β and log Z = V*(root)/β — checked
 against ``solve(env, beta)`` and brute-force enumeration of the complete sequences."""
 import json

@@ -1,4 +1,4 @@
-"""Learners reach the exact KL-regularised solution (MATH.md §5, §9), fail where they should, and
+"""Learners reach the exact KL-regularised solution (docs/math.md §5, §9), fail where they should, and
 refuse bad input."""
 import numpy as np
 import pytest

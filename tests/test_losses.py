@@ -1,4 +1,4 @@
-"""Identities of the pure losses (MATH.md §5, §9) against exact DP solutions."""
+"""Identities of the pure losses (docs/math.md §5, §9) against exact DP solutions."""
 import numpy as np
 import pytest
 import torch
@@ -125,7 +125,7 @@ def test_l2_residual_at_reference_logits_carries_the_offset():
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), gamma=st.sampled_from([1.0, 0.9, 0.5]), scale=st.floats(0.1, 20.0))
 def test_shiq_multistep_residual_is_minus_discounted_sum_of_one_step_residuals(seed, gamma, scale):
-    """Δ_t (V-form) = Q-form = −Σ_{k≥t} γ^{k−t} δ_k for any logits g (MATH.md §5 checks 5)."""
+    """Δ_t (V-form) = Q-form = −Σ_{k≥t} γ^{k−t} δ_k for any logits g (docs/math.md §5 checks 5)."""
     env = _env("dense", seed=seed % 50, gamma=gamma)
     g = np.random.default_rng(seed).normal(0, scale, size=env.ref_logits.shape)
     p, mask, tok, lr, v, gn, refn = _path_terms(env, g)

@@ -1,4 +1,4 @@
-"""Q♯ and the CD/VAS baseline (MATH.md §4, §6) against exact backward induction on token trees."""
+"""Q♯ and the CD/VAS baseline (docs/math.md §4, §6) against exact backward induction on token trees."""
 import numpy as np
 import pytest
 import torch

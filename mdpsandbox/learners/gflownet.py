@@ -1,4 +1,4 @@
-r"""GFlowNet learners (MATH.md §8): pure losses in log space, a tabular (and a token-tree neural)
+r"""GFlowNet learners (docs/math.md §8): pure losses in log space, a tabular (and a token-tree neural)
 parametrisation, trajectory sampling with exploration, and one training function.
 
 Losses — pure functions of tensors, unreduced unless stated; ``log`` everywhere:
@@ -599,7 +599,7 @@ ALGORITHMS = {f"gflownet-{name}": GFlowNetConfig(loss=name) for name in LOSSES}
 
 # ---------------------------------------------------------------------- shared trainer (token trees)
 # ``mdpsandbox.learners.train("tb", token_env, beta=β, model=...)``: the GFlowNet with reward
-# R(x) = π_ref(x) exp(R_seq(x)/β) (KL-control ≡ GFlowNet, MATH.md §8) on the TreeDAG of the env, the
+# R(x) = π_ref(x) exp(R_seq(x)/β) (KL-control ≡ GFlowNet, docs/math.md §8) on the TreeDAG of the env, the
 # tree model wrapped by TreeModelGFlowNet and the loss computed by gflownet_loss — the same code as
 # train_gflownet. Its fixed point is P_F = π*_β (softmax of the model's logits: convention "policy")
 # and log Z = V*(root)/β.
@@ -703,17 +703,17 @@ def _full_trajectories(env) -> GFlowNetTrajectories:
 
 _TREE_DESCRIPTIONS = {
     "tb": ("trajectory balance on token trees, R(x) = π_ref(x) e^{R_seq(x)/β}: P_F → π*, log Z → V*(root)/β",
-           "Malkin et al. 2022, Trajectory balance; KL-control ≡ GFlowNet (MATH.md §8)"),
+           "Malkin et al. 2022, Trajectory balance; KL-control ≡ GFlowNet (docs/math.md §8)"),
     "db": ("detailed balance on token trees (log F = value head), R(x) = π_ref(x) e^{R_seq(x)/β}: P_F → π*, "
            "log F(s) → V*(s)/β + log π_ref(prefix s)",
-           "Bengio et al. 2023, GFlowNet foundations; MATH.md §8"),
+           "Bengio et al. 2023, GFlowNet foundations; docs/math.md §8"),
     "subtb": ("SubTB(λ) on token trees (log F = value head; option lam), R(x) = π_ref(x) e^{R_seq(x)/β}: P_F → π*",
-              "Madan et al. 2023, Learning GFlowNets from partial episodes; MATH.md §8"),
+              "Madan et al. 2023, Learning GFlowNets from partial episodes; docs/math.md §8"),
     "fm": ("flow matching on token trees (logits = edge log-flows), R(x) = π_ref(x) e^{R_seq(x)/β}: "
            "softmax(logits) → π*, LSE of the root's logits → V*(root)/β",
-           "Bengio et al. 2021, Flow network based generative models; MATH.md §8"),
+           "Bengio et al. 2021, Flow network based generative models; docs/math.md §8"),
     "zvar": ("log-partition variance on token trees (no Z parameter), R(x) = π_ref(x) e^{R_seq(x)/β}: P_F → π*",
-             "Zhang et al. 2023, Robust scheduling with GFlowNets; MATH.md §8"),
+             "Zhang et al. 2023, Robust scheduling with GFlowNets; docs/math.md §8"),
 }
 
 

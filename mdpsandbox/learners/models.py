@@ -1,4 +1,4 @@
-r"""Torch models that put logits on every node of a token tree (MATH.md §4–5).
+r"""Torch models that put logits on every node of a token tree (docs/math.md §4–5).
 
 Every model is a :class:`TreeModel`: it knows the tree's shape (V, H, number of prompts) and maps
 (prompt, node) pairs in the canonical node order to logits ``(..., V)``:

@@ -1,8 +1,8 @@
-r"""Q♯: distributional guidance for KL-regularised RL, with the CD/VAS baseline (MATH.md §6).
+r"""Q♯: distributional guidance for KL-regularised RL, with the CD/VAS baseline (docs/math.md §6).
 
 Zhou, Wang, Swamy, Sun et al. (2025), "Q♯: Provably optimal distributional RL for LLM
 post-training". On a token tree (deterministic transitions, γ = 1) the KL-regularised optimal
-Q is a functional of the *reference* policy's reward-to-go law Z^{π_ref}(s, a) (MATH.md §4):
+Q is a functional of the *reference* policy's reward-to-go law Z^{π_ref}(s, a) (docs/math.md §4):
 
 .. math:: Q^*(s,a) = \beta\log E_{z\sim Z^{\pi_{ref}}(s,a)} e^{z/\beta},
           \qquad \pi^*(a|s)\propto\pi_{ref}(a|s)\,e^{Q^*(s,a)/\beta}.
@@ -181,7 +181,7 @@ def _check_qsharp_env(env):
     if not isinstance(env, TokenMDP):
         raise ValueError(f"env must be a TokenMDP (Q♯ lives on token trees), got {type(env).__name__}")
     if env.gamma != 1.0:
-        raise ValueError(f"env.gamma must be 1 for the Q♯ identity Q* = β log E exp(Z/β) (MATH.md §4); "
+        raise ValueError(f"env.gamma must be 1 for the Q♯ identity Q* = β log E exp(Z/β) (docs/math.md §4); "
                          f"got gamma={env.gamma}")
     return env
 
@@ -239,7 +239,7 @@ def qsharp_rollouts(env, policy=None, n: int = 256, seed: int = 0, *, round_inde
 class PolicyReport:
     r"""Exact numbers of a policy on a token tree (pushed mass, no sampling).
 
-    objective : J(π) = E_π R − β KL(π‖π_ref) (trajectory KL = Σ of per-token KLs, MATH §4);
+    objective : J(π) = E_π R − β KL(π‖π_ref) (trajectory KL = Σ of per-token KLs, docs/math.md §4);
     reward : E_π R; kl : E_π Σ_t KL(π(·|s_t) ‖ π_ref(·|s_t)); averages over prompts.
     """
 

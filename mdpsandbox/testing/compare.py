@@ -1,4 +1,4 @@
-r"""Learned logits against the exact KL-regularised solution of the same token MDP (MATH.md §3–5).
+r"""Learned logits against the exact KL-regularised solution of the same token MDP (docs/math.md §3–5).
 
 :func:`compare` reads a logit table ``(n_nodes, V)`` in one of four *conventions* — what the
 logits are supposed to converge to — and returns errors against ``solve(env, beta=β)``:

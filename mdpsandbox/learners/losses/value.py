@@ -141,7 +141,7 @@ def shiq_residuals(log_ratio_taken: torch.Tensor, v_g: torch.Tensor, rewards: to
     with :math:`v_g(s) = \beta(\mathrm{LSE}\,g(s) - \mathrm{LSE}\,\ell_{ref}(s))`. The bootstrap term
     ``v_end`` = v_g(s_{T+1}) is 0 for complete episodes (default) and lets truncated rows be used.
     Identity: :math:`\Delta_t = -\sum_{k \ge t}\gamma^{k-t}\delta_k` with δ the one-step L3 residual
-    (MATH.md writes it up to this sign; the squared loss is the same).
+    (docs/math.md writes it up to this sign; the squared loss is the same).
 
     log_ratio_taken ``(n, T)`` (:func:`log_ratio` at the taken tokens), v_g ``(n, T)`` at s_t,
     rewards ``(n, T)``, mask ``(n, T)`` bool (a prefix of each row), v_end ``(n,)`` → ``(n, T)`` (0 at padding).
