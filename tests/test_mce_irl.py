@@ -3,12 +3,15 @@ and for finite horizons, gradient/Hessian = finite differences, concavity, recov
 unidentified directions, extreme temperatures, the γ = 1-policy shortcut, bad input."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mdpsandbox as ms
 from mdpsandbox.irl import (feature_expectations, mce_gradient, mce_gradient_undiscounted_shortcut, mce_hessian,
                             mce_irl, mce_log_likelihood, sample_trajectories, state_action_features,
                             state_action_occupancy, state_features, unidentified_directions)
 from mdpsandbox.irl.demos import empirical_feature_expectations
+from mdpsandbox.testing import tabular_mdps
 
 GAMMAS = [0.0, 0.5, 0.9, 0.99]
 
@@ -133,7 +136,7 @@ def test_mce_irl_extreme_temperature_recovers_theta_over_tau(tau):
     mdp, phi, eta = _problem(0.9, seed=7)
     theta = tau * eta
     tmdp = ms.TabularMDP(mdp.P, phi @ theta, 0.9)
-    expert = ms.solve(tmdp, temperature=tau, tol=1e-13 * max(1, tau), method="pi").policy
+    expert = ms.solve(tmdp, temperature=tau, tol=1e-13 * tau, method="pi").policy
     res = mce_irl(mdp, phi, expert_policy=expert, temperature=tau, method="newton", tol=1e-10)
     assert np.all(np.isfinite(res.q)) and res.converged
     np.testing.assert_allclose(res.theta / tau, eta, atol=1e-7)
@@ -247,3 +250,28 @@ def test_bad_input_raises_value_error_naming_argument():
         mce_irl(loop, np.ones((4, 2, 1)), expert_policy=np.full((4, 2), 0.5))
     with pytest.raises(ValueError, match="features must be finite"):
         mce_irl(mdp, np.where(phi > 1, np.nan, phi), expert_policy=expert)
+
+
+@settings(deadline=None, max_examples=15)
+@given(st.data(), st.sampled_from([0.0, 0.5, 0.9, 0.99, 1.0]), st.booleans(),
+       st.sampled_from([1e-8, 1.0, 1e8]))
+def test_gradient_vanishes_at_true_theta_and_matches_finite_differences_on_random_mdps(data, gamma, sparse, tau):
+    """Random MDPs (dense or sparse P, terminals drawn; γ = 1 always with proper termination), random
+    features: ∇ℓ(θ*) = 0 and ∇ℓ = central differences of ℓ away from θ*, at extreme τ too."""
+    mdp = data.draw(tabular_mdps(max_states=6, max_actions=3, gamma=gamma, sparse=sparse, reward_scale=1.0))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    S, A = mdp.n_states, mdp.n_actions
+    phi = rng.normal(size=(S, A, 3))
+    eta = rng.normal(size=3)
+    theta = tau * eta
+    true = ms.TabularMDP(mdp.P, phi @ theta, gamma, terminal=mdp.terminal, initial=mdp.initial)
+    expert = ms.solve(true, temperature=tau, tol=1e-13 * tau, method="pi").policy
+    fe = feature_expectations(mdp, expert, phi)
+    scale = 1 + np.max(np.abs(fe))
+    assert np.max(np.abs(mce_gradient(theta, mdp, phi, fe, tau))) * tau < 1e-9 * scale
+    th = theta + tau * rng.normal(size=3)
+    g = mce_gradient(th, mdp, phi, fe, tau) * tau  # η-space gradient μ_E − μ(π_θ)
+    eps = 1e-5
+    fd = [(mce_log_likelihood(th + tau * eps * e, mdp, phi, fe, tau)
+           - mce_log_likelihood(th - tau * eps * e, mdp, phi, fe, tau)) / (2 * eps) for e in np.eye(3)]
+    np.testing.assert_allclose(fd, g, atol=1e-5 * scale)

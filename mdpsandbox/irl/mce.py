@@ -368,6 +368,8 @@ def _right_svd(M: np.ndarray):
     (zero rows are appended when M has fewer rows than columns)."""
     if M.shape[0] < M.shape[1]:
         M = np.vstack([M, np.zeros((M.shape[1] - M.shape[0], M.shape[1]))])
+    elif M.shape[0] > 2 * M.shape[1]:
+        M = np.linalg.qr(M, mode="r")  # tall: M = QR, same singular values and right vectors as R
     _, s, Vt = np.linalg.svd(M, full_matrices=False)
     return s, Vt
 
@@ -566,11 +568,13 @@ def _newton(m: _Model, evaluate, eta, tol, max_iter, hist):
     f, g, _, _, pol, _ = evaluate(eta)
     for it in range(1, max_iter + 1):
         B = m.centred_sf(pol)  # −Hessian = BᵀB (η-space)
-        U, s, Vt = np.linalg.svd(B, full_matrices=False)
-        keep = s > 1e-7 * max(s[0] if s.size else 0.0, 1e-300)
-        # Newton step on the range of the Hessian: δ = (BᵀB)⁺ g  (ascent direction)
-        Vk = Vt[keep].T
-        step = Vk @ ((Vk.T @ g) / s[keep] ** 2)
+        # Newton step on the range of the Hessian, δ = (BᵀB)⁺ g (ascent direction), from the d×d Gram
+        # matrix (one GEMM + a small eigh; directions below 1e-12 λ_max are left alone — the
+        # gradient has no component there up to round-off)
+        lam, V = np.linalg.eigh(B.T @ B)
+        keep = lam > 1e-12 * max(float(lam[-1]) if lam.size else 0.0, 1e-300)
+        Vk = V[:, keep]
+        step = Vk @ ((Vk.T @ g) / lam[keep])
         slope = float(g @ step)
         alpha = 1.0
         for _ in range(60):
