@@ -265,3 +265,20 @@ def test_empirical_P_counts_exactly_the_drawn_next_states():
     assert np.all((res.empirical_P > 0) <= (P > 0))
     # each entry within 5 binomial standard errors of P
     assert np.all(np.abs(res.empirical_P - P) <= 5 * np.sqrt(P * (1 - P) / n) + 1e-12)
+
+
+def test_train_front_door_runs_qr_and_hl_gauss_on_an_mrp():
+    from mdpsandbox.learners import train
+
+    P, r = small_mrp(0)
+    V = dtd.mrp_value(P, r, GAMMA)
+    q = train("qr", (P, r, GAMMA), n_quantiles=8, progress=False)
+    qfp = quantile_dp(P, r, GAMMA, 8)
+    np.testing.assert_array_equal(q.exact["locations"], qfp.locations)
+    assert q.learned["locations"].shape == (4, 8)
+    assert np.max(np.mean(np.abs(q.learned["locations"] - qfp.locations), axis=1)) == pytest.approx(q.final["sup_w1"])
+    assert q.final["sup_w1"] < 0.015
+    h = train("hl_gauss", (P, r, GAMMA), progress=False)
+    np.testing.assert_allclose(h.exact["mean"], V, atol=1e-12)
+    assert h.final["value_error"] < 0.015 and h.learned["probs"].shape == h.exact["probs"].shape
+    np.testing.assert_allclose(h.learned["probs"].sum(1), 1.0, atol=1e-12)
