@@ -497,3 +497,12 @@ def test_rerun_after_a_failed_cell_retries_it(tmp_path, monkeypatch, clean_regis
     brk.unlink()
     res = run_claims(discover(d), out=out, progress=False)
     assert res[0]["verdict"] == "pass" and not res[0]["reused"]
+
+
+def test_report_files_get_ordinary_permissions(toy, tmp_path, capsys):
+    out = tmp_path / "rep"
+    validate(capsys, "--claims-dir", str(toy), "--out", str(out), "--only", "toy_pass")
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in ("report.html", "report.md", "results.json", "toy_pass/result.json", "toy_pass/line.png"):
+        assert (out / p).stat().st_mode & 0o777 == 0o666 & ~mask, p

@@ -36,6 +36,15 @@ def _version() -> str:
     return __version__
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's files are 0600
+
+
 def atomic_write_text(path: os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same directory and ``os.replace``."""
     path = Path(path)
@@ -44,6 +53,7 @@ def atomic_write_text(path: os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -155,6 +165,7 @@ class Context:
         os.close(fd)
         try:
             fig.savefig(tmp, dpi=dpi, format="png")
+            os.chmod(tmp, _FILE_MODE)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
