@@ -246,7 +246,7 @@ def test_bad_input_raises_value_error_naming_argument():
     with pytest.raises(ValueError, match="gamma must lie in"):
         ms.TabularMDP(mdp.P, mdp.R, 1.5)
     loop = ms.garnet(4, 2, 2, gamma=1.0, seed=0)
-    with pytest.raises(ValueError, match="gamma = 1"):
+    with pytest.raises(ValueError, match="gamma = 1 requires every policy"):
         mce_irl(loop, np.ones((4, 2, 1)), expert_policy=np.full((4, 2), 0.5))
     with pytest.raises(ValueError, match="features must be finite"):
         mce_irl(mdp, np.where(phi > 1, np.nan, phi), expert_policy=expert)
@@ -275,3 +275,4 @@ def test_gradient_vanishes_at_true_theta_and_matches_finite_differences_on_rando
     fd = [(mce_log_likelihood(th + tau * eps * e, mdp, phi, fe, tau)
            - mce_log_likelihood(th - tau * eps * e, mdp, phi, fe, tau)) / (2 * eps) for e in np.eye(3)]
     np.testing.assert_allclose(fd, g, atol=1e-5 * scale)
+

@@ -85,6 +85,8 @@ class _Model:
         self.F = self.phi.reshape(S * A, self.d)
         self.H = None if horizon is None else check_int(horizon, "horizon")
         if self.H is None:
+            # γ = 1 without a horizon: every policy must terminate (not only the soft ones — a loop that
+            # is possible at all can make the soft values, with their entropy bonus, unbounded)
             mdp.check_solvable()
         self.keep = ~mdp.terminal
         self.n_solves = 0
