@@ -6,6 +6,8 @@
     ``mdpsandbox.sweeps.run`` (default: process backend, numba-batched ``solve_batch`` chunks,
     Parquet store) vs a plain Python loop ``garnet(...); solve(...)`` per cell (timed on the first
     ``--loop-cells`` cells and reported per cell; the numbers are checked to agree within the bounds).
+    Both sides warm (the loop after one solve; the sweep after a first, cold sweep of other seeds,
+    whose time is printed as (a0)).
 (b) per-chunk overhead at the default (measured) chunk size: (chunk wall − cell compute) / compute,
     inside the workers (param handling, Parquet write, lock), for batched and for unbatched cells.
 (c) ``dask`` with 2 local worker processes vs ``serial`` on CPU-bound unbatched cells (garnet
@@ -48,6 +50,13 @@ def main():
     def spy(self, payloads, on_done):
         return orig_all(self, payloads, lambda s: (chunk_stats.append(s), on_done(s)))
 
+    # cold: the first sweep of this process (starts the pool; workers import and load numba kernels)
+    warm_spec = Sweep(task="solve", axes={"gamma": [0.9, 0.99], "beta": betas, "seed": range(10_000, 10_050)},
+                      fixed={"env": "garnet", "n_states": 20, "n_actions": 4, "branching": 3})
+    t0 = time.perf_counter()
+    run(warm_spec, os.path.join(tmp, "cold"), progress=False)
+    t_cold = time.perf_counter() - t0
+    # warm: the timed sweep (other seeds: no env is cached from the cold run)
     backends.Process.all = spy
     t0 = time.perf_counter()
     df = run(sw, os.path.join(tmp, "a"), progress=False)
@@ -102,6 +111,8 @@ def main():
 
     load_avg = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f}")
+    print(f"(a0) cold start: first sweep of the process ({len(warm_spec)} cells, pool start + numba loading) "
+          f"{t_cold:6.2f} s")
     print(f"(a) {n} cells  sweep {t_sweep:8.2f} s  ({t_sweep / n * 1e6:7.1f} us/cell)  |  python loop "
           f"{t_loop:8.2f} s ({t_loop / n * 1e6:7.1f} us/cell, timed on {len(cells)})  ->  {t_loop / t_sweep:5.1f}x "
           f"(goal >= 20x); max |dV| = {err:.2e}")

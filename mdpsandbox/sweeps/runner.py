@@ -122,7 +122,8 @@ def run(sweep: Union[Sweep, str, Path, dict], out, *, backend: str = "process", 
 
 def _groups(task, todo):
     """[(batched, cells)]: the batchable cells (sorted by batch key, then env, then grid index: few,
-    large solve_batch calls; a chunk's env cache serves every batch key in it) and the others (grid order)."""
+    large solve_batch calls — each parallel call has a fixed start-up cost — while the batcher's
+    per-process env cache spares regenerating an env for the next batch key) and the others (grid order)."""
     b = task.batcher
     if b is None:
         return [(False, list(todo))]

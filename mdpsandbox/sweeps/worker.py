@@ -50,6 +50,9 @@ def check_metrics(metrics, params: dict):
                 raise ValueError(f"metric {name!r} clashes with a {'reserved column' if name in RESERVED else 'parameter'}")
             scalars[name] = v
             continue
+        if (tv is int or tv is bool or tv is str) and name not in params and name not in RESERVED:
+            scalars[name] = v
+            continue
         if name == "arrays":
             if not isinstance(v, dict):
                 raise ValueError("metric 'arrays' must be a dict name -> numpy array")
@@ -96,9 +99,9 @@ def _one(task, params, seed):
         return {}, {}, "error", _error_text(exc), time.perf_counter() - t0
 
 
-def _run_batch(task, cells, idx, results, cache):
+def _run_batch(task, cells, idx, results):
     try:
-        out = task.batcher.run([c[3] for c in cells], cache=cache)
+        out = task.batcher.run([c[3] for c in cells])
         rows = []
         for c, m in zip(cells, out):
             w = m.pop("wall_s", 0.0)
@@ -111,7 +114,7 @@ def _run_batch(task, cells, idx, results, cache):
         for c in cells:
             t1 = time.perf_counter()
             try:
-                m = task.batcher.run([c[3]], cache=cache)[0]
+                m = task.batcher.run([c[3]])[0]
                 m.pop("wall_s", None)
                 scal, arr = check_metrics(m, c[3])
                 rows.append((scal, arr, "ok", None, time.perf_counter() - t1))
@@ -136,13 +139,12 @@ def execute_chunk(payload: dict) -> dict:
     cells = payload["cells"]
     results = [None] * len(cells)
     if payload.get("batched") and task.batcher is not None:
-        # cells of several batch groups may share a chunk: one batcher call per group, one env cache
+        # cells of several batch groups may share a chunk: one batcher call per group
         groups: dict = {}
         for i, c in enumerate(cells):
             groups.setdefault(repr(task.batcher.key(c[3])), []).append(i)
-        cache: dict = {}
         for idx in groups.values():
-            _run_batch(task, [cells[i] for i in idx], idx, results, cache)
+            _run_batch(task, [cells[i] for i in idx], idx, results)
     else:
         for i, c in enumerate(cells):
             seed = cell_seed(c[1]) if task.accepts_seed else None

@@ -206,8 +206,27 @@ def garnet_arrays(n_states: int, n_actions: int, branching: int, seed: int, rewa
     probs = np.diff(np.concatenate([np.zeros((S * A, 1)), cuts, np.ones((S * A, 1))], axis=1), axis=1)
     R = rng.random((S, A)) * reward_scale
     P = np.zeros((S * A, S))
-    np.put_along_axis(P, cols, probs, axis=1)
+    P[np.arange(S * A)[:, None], cols] = probs
     return P.reshape(S, A, S), R
+
+
+class _EnvCache(dict):
+    """A dict of env key -> (P, R) bounded to ``max_bytes`` (oldest entries dropped first)."""
+
+    def __init__(self, max_bytes: int = 256 * 2**20):
+        super().__init__()
+        self.max_bytes, self.nbytes = max_bytes, 0
+
+    def __setitem__(self, key, value):
+        size = sum(a.nbytes for a in value)
+        while self and self.nbytes + size > self.max_bytes:
+            old = next(iter(self))
+            self.nbytes -= sum(a.nbytes for a in dict.pop(self, old))
+        dict.__setitem__(self, key, value)
+        self.nbytes += size
+
+
+ENV_CACHE = _EnvCache()
 
 
 class SolveBatcher:
@@ -243,8 +262,9 @@ class SolveBatcher:
         return tuple(sorted(envp.items(), key=lambda kv: kv[0]))
 
     def run(self, cells: list, cache: Optional[dict] = None) -> list:
-        """Metrics of ``cells`` (all with the same :meth:`key`) from one solve_batch call; ``cache``
-        (env key -> (P, R)) may be shared between calls."""
+        """Metrics of ``cells`` (all with the same :meth:`key`) from one solve_batch call. Generated
+        (P, R) are kept in ``cache`` (default: this process's bounded :data:`ENV_CACHE`), so cells that
+        differ only in γ or the regulariser share one env draw."""
         import mdpsandbox as ms
 
         t0 = time.perf_counter()
@@ -253,7 +273,7 @@ class SolveBatcher:
         keys = {self.key(p) for p in cells}
         if len(keys) != 1:
             raise ValueError(f"SolveBatcher.run needs cells of one batch key, got {len(keys)}")
-        cache = {} if cache is None else cache
+        cache = ENV_CACHE if cache is None else cache
         B = len(cells)
         P = np.empty((B, S, A, S))
         R = np.empty((B, S, A))
