@@ -132,7 +132,7 @@ def _groups(task, todo):
                      key=lambda t: t[:3])
     out = []
     if batched:
-        out.append((True, [t[3] for t in batched]))
+        out.append((True, [(t[0], t[3]) for t in batched]))  # (batch key, cell): chunks know their groups
     rest = [c for k, c in keyed if k is None]
     if rest:
         out.append((False, rest))
@@ -140,8 +140,16 @@ def _groups(task, todo):
 
 
 def _payload(task, sweep, out, run_id, items, batched):
+    groups = None
+    if batched:  # items are (batch key, cell): pass the cells and the index lists of each key
+        by: dict = {}
+        for i, (k, _) in enumerate(items):
+            by.setdefault(k, []).append(i)
+        groups = list(by.values())
+        items = [c for _, c in items]
     return {"out": str(out), "run_id": run_id, "task": sweep.task, "import_path": task.import_path,
-            "name": _chunk_name(items), "batched": batched, "param_names": sweep.param_names, "cells": items}
+            "name": _chunk_name(items), "batched": batched, "param_names": sweep.param_names, "cells": items,
+            "groups": groups}
 
 
 def _execute(task, sweep, out, run_id, todo, backend, n_workers, chunk_size, bar, **opts):

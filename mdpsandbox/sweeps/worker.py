@@ -140,10 +140,13 @@ def execute_chunk(payload: dict) -> dict:
     results = [None] * len(cells)
     if payload.get("batched") and task.batcher is not None:
         # cells of several batch groups may share a chunk: one batcher call per group
-        groups: dict = {}
-        for i, c in enumerate(cells):
-            groups.setdefault(repr(task.batcher.key(c[3])), []).append(i)
-        for idx in groups.values():
+        groups = payload.get("groups")  # index lists of equal batch key, when the planner knows them
+        if groups is None:
+            by: dict = {}
+            for i, c in enumerate(cells):
+                by.setdefault(repr(task.batcher.key(c[3])), []).append(i)
+            groups = list(by.values())
+        for idx in groups:
             _run_batch(task, [cells[i] for i in idx], idx, results)
     else:
         for i, c in enumerate(cells):
