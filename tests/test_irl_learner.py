@@ -87,3 +87,18 @@ def test_learner_bad_input(problem):
     with pytest.raises(ValueError, match="the reward model must map"):
         train_mce_irl(mdp, demonstrations=demos, reward=torch.nn.Linear(24, 2, dtype=torch.float64), steps=1,
                       progress=False)
+
+
+@pytest.mark.parametrize("tau", [1e-8, 1e8])
+def test_learner_at_extreme_temperature_matches_exact(tau):
+    """The network outputs r/τ, so training is τ-invariant: θ/τ equals the exact η* at τ = 1e-8 and 1e8."""
+    mdp = ms.garnet(6, 2, 3, gamma=0.9, seed=5)
+    phi = np.random.default_rng(3).normal(size=(6, 2, 3))
+    eta = np.array([0.7, -1.0, 0.4])
+    expert = ms.solve(ms.TabularMDP(mdp.P, phi @ (tau * eta), 0.9), temperature=tau, tol=1e-13 * tau,
+                      method="pi").policy
+    exact = mce_irl(mdp, phi, expert_policy=expert, temperature=tau, method="newton")
+    res = train_mce_irl(mdp, expert_policy=expert, features=phi, temperature=tau, steps=40, exact=exact,
+                        progress=False)
+    assert np.all(np.isfinite(res.q)) and res.final["policy_tv"] < 1e-7
+    np.testing.assert_allclose(res.theta / tau, eta, atol=1e-7)

@@ -11,7 +11,10 @@ objective is the causal log-likelihood
     \nabla_\psi\ell = \frac1\tau\sum_{s,a}(\hat\rho_E(s,a) - \rho_\psi(s,a))\,\nabla_\psi r_\psi(s,a),
 
 built as a tensor whose *value* is −ℓ and whose gradient is −∇ℓ (the μ0ᵀV_ψ term enters as its value
-plus ρ_ψ·(r − r.detach()), the envelope theorem), so L-BFGS line searches see the true objective.
+plus ρ_ψ·(r − r.detach()), the envelope theorem), so L-BFGS line searches see the true objective. The
+model outputs the natural parameter r/τ (as :func:`~mdpsandbox.irl.mce_irl` solves in η = θ/τ):
+:math:`\ell = \hat\rho_E\cdot(r/\tau) - \mu_0^\top V^1_{r/\tau}` does not depend on τ otherwise, so
+training is the same at every temperature (1e-8 … 1e8) and ``reward``/``theta`` are returned times τ.
 
 Why this is not registered in the shared trainer (:func:`mdpsandbox.learners.train`): that trainer
 trains logit models on a :class:`~mdpsandbox.TokenMDP` against one fixed exact solution, with
@@ -45,7 +48,7 @@ OPTIMIZERS = ("adam", "sgd", "lbfgs")
 
 
 class LinearReward(nn.Module):
-    """r(s, a) = θᵀφ(s, a) (θ initialised at 0: the uniform soft policy)."""
+    """r(s, a)/τ = ηᵀφ(s, a) (η initialised at 0: the uniform soft policy; θ = τη)."""
 
     def __init__(self, d: int):
         super().__init__()
@@ -56,7 +59,7 @@ class LinearReward(nn.Module):
 
 
 class MLPReward(nn.Module):
-    """r(s, a) = w₂ᵀ tanh(W₁φ(s, a) + b₁) + b₂ (a small network reward)."""
+    """r(s, a)/τ = w₂ᵀ tanh(W₁φ(s, a) + b₁) + b₂ (a small network reward)."""
 
     def __init__(self, d: int, hidden: int = 32, generator: Optional[torch.Generator] = None):
         super().__init__()
@@ -173,28 +176,30 @@ def train_mce_irl(mdp: TabularMDP, *, demonstrations: Optional[Demonstrations] =
     state = {"warm": None, "n_solves": 0}
     fe_E = rho_E.reshape(-1) @ phi.reshape(S * A, d)
 
-    def exact_solve(r_np):
+    def exact_solve(eta_r):
+        """Soft solve at temperature 1 of the reward r/τ (= τ-temperature solve of r, values / τ)."""
         state["n_solves"] += 1
         if H is None:
-            q, v, pol, _ = _soft_pi(mdp, r_np / tau, state["warm"])
+            q, v, pol, _ = _soft_pi(mdp, eta_r, state["warm"])
             state["warm"] = pol
         else:
-            q, v, pol = _soft_backward(mdp, r_np / tau, H)
+            q, v, pol = _soft_backward(mdp, eta_r, H)
         return q, v, pol
 
     def objective():
-        r = net(X)
+        r = net(X)  # the natural parameter r/τ (see the module docstring)
         if r.shape != (S * A,):
             raise ValueError(f"the reward model must map (S*A, d) to (S*A,) = ({S * A},), got {tuple(r.shape)}")
-        r_np = r.detach().numpy().reshape(S, A)
-        if not np.all(np.isfinite(r_np)):
+        eta_r = r.detach().numpy().reshape(S, A)
+        if not np.all(np.isfinite(eta_r)):
             raise NonFiniteLossError("the reward model produced NaN/inf rewards")
-        q, v, pol = exact_solve(r_np)
+        r_np = tau * eta_r
+        q, v, pol = exact_solve(eta_r)
         rho = _occupancy(mdp, pol, H)
         v0 = float(mdp.initial @ (v if H is None else v[0]))  # μ0ᵀV at temperature 1 of r/τ
         rho_t = torch.as_tensor(rho.reshape(-1), dtype=torch.float64)
-        # value −ℓ = −(ρ̂_E·r/τ − μ0ᵀV_{r/τ}); gradient −(ρ̂_E − ρ)·∇r/τ
-        loss = -(rhoE_t @ r) / tau + v0 + (rho_t @ (r - r.detach())) / tau
+        # value −ℓ = −(ρ̂_E·(r/τ) − μ0ᵀV¹_{r/τ}); gradient −(ρ̂_E − ρ)·∇(r/τ)
+        loss = -(rhoE_t @ r) + v0 + rho_t @ (r - r.detach())
         return loss, (r_np, q, v, pol, rho)
 
     history = []
@@ -208,7 +213,7 @@ def train_mce_irl(mdp: TabularMDP, *, demonstrations: Optional[Demonstrations] =
         h = {"step": step, "log_likelihood": -float(loss), "fe_error": fe_err}
         if exact is not None:
             if isinstance(net, LinearReward) and exact.theta.shape == (d,):
-                h["theta_error"] = float(np.max(np.abs(net.theta.detach().numpy() - exact.theta)))
+                h["theta_error"] = float(np.max(np.abs(tau * net.theta.detach().numpy() - exact.theta)))
             h["policy_tv"] = float(np.max(0.5 * np.abs(pol - exact.policy).sum(axis=-1)))
         history.append(h)
 
@@ -234,7 +239,7 @@ def train_mce_irl(mdp: TabularMDP, *, demonstrations: Optional[Demonstrations] =
             record(step, loss.item(), aux)
     with torch.no_grad():
         _, (r_np, q, v, pol, rho) = objective()
-    theta = net.theta.detach().numpy().copy() if isinstance(net, LinearReward) else None
+    theta = tau * net.theta.detach().numpy() if isinstance(net, LinearReward) else None
     return IRLTrainResult(model=net, reward=r_np, policy=pol, q=tau * q, v=tau * v, theta=theta, history=history,
                           n_solves=state["n_solves"])
 
