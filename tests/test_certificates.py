@@ -122,3 +122,19 @@ def test_categorical_fixed_point_bound_holds_against_exact_fixed_point(gamma, me
     # the exact fixed point's mean is V^π (docs/math.md §7): mean-preserving projection, γ-dependent
     v = np.linalg.solve(np.eye(10) - gamma * P, r)
     np.testing.assert_allclose(exact.probs @ exact.atoms, v, atol=1e-9)
+
+
+@pytest.mark.parametrize("reg", [{}, {"temperature": 0.5}])
+def test_vi_at_gamma_one_on_a_proper_mdp_reports_no_certificate_and_matches_backward_induction(reg):
+    """γ = 1 (every policy terminates within 2 steps): VI runs with the plain stop ‖ΔV‖ < tol and
+    reports bound = inf (no contraction certificate); its values equal backward induction with H = S."""
+    S = 3
+    P = np.zeros((S, 2, S))
+    P[0, 0, 1] = P[0, 1, 2] = 1.0
+    P[1:, :, 2] = 1.0
+    m = ms.TabularMDP(P, np.array([[1.0, 0.5], [2.0, 0.0], [0.0, 0.0]]), 1.0, terminal=[2])
+    sol = ms.solve(m, method="vi", tol=1e-10, **reg)
+    assert sol.converged and sol.bound == np.inf
+    exact = ms.solve(m, horizon=S, **reg).v[0]
+    np.testing.assert_allclose(sol.v, exact, atol=1e-10)
+    np.testing.assert_allclose(ms.solve(m, method="pi", **reg).v, exact, atol=1e-10)
