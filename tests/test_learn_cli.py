@@ -59,3 +59,12 @@ def test_learn_negative_control_says_so(capsys):
         rc = main(["learn", "naive", "--vocab", "2", "--horizon", "2", "--steps", "5"])
     out = capsys.readouterr().out
     assert rc == 0 and "note: naive is a negative control" in out
+
+
+def test_learn_shows_progress_in_logs_and_keeps_stdout_json(capsys):
+    rc = main(["learn", "shiq_l3", "--vocab", "2", "--horizon", "2", "--steps", "4", "--optimizer", "lbfgs",
+               "--eval-every", "2", "--json"])
+    cap = capsys.readouterr()
+    assert rc == 0 and [h["step"] for h in json.loads(cap.out)] == [0, 2, 4]
+    lines = [ln for ln in cap.err.splitlines() if "train shiq_l3 step" in ln]
+    assert len(lines) == 2 and "step 4/4" in lines[-1]

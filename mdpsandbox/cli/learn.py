@@ -66,10 +66,23 @@ def _cli_message(msg: str) -> str:
     return msg + " (see `mdpsandbox learn --help` for the options)"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the *current* sys.stderr (not the one at creation: it may be swapped or closed)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def _setup_logging() -> None:
+    """Off a terminal (logs, CI), one progress line per evaluation goes to stderr (the bar needs a tty)."""
     log = logging.getLogger("mdpsandbox.learners")
-    if not sys.stderr.isatty() and not log.handlers:
-        h = logging.StreamHandler(sys.stderr)
+    if not sys.stderr.isatty() and not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        h = _StderrHandler()
         h.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
         log.addHandler(h)
         log.setLevel(logging.INFO)
