@@ -23,7 +23,7 @@ def _normalize_module():
 
 
 def test_there_are_teaching_notebooks():
-    assert len(NOTEBOOKS) >= 1, [p.name for p in NOTEBOOKS]
+    assert len(NOTEBOOKS) >= 8, [p.name for p in NOTEBOOKS]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
