@@ -397,7 +397,8 @@ class IRLResult:
     iterations = optimiser iterations; tv_to_expert = max over expert-visited states (and stages) of
     TV(π_θ(·|s), π_E(·|s)) when an expert policy was given, else None; nullspace ``(d, k)``:
     orthonormal basis of the directions the data leave unidentified (null space of the Hessian at θ:
-    shaping directions plus directions only unvisited states would pin); log_likelihood = ℓ(θ).
+    shaping directions plus directions only unvisited states would pin; None if not computed);
+    log_likelihood = ℓ(θ).
     """
 
     theta: np.ndarray
@@ -410,7 +411,7 @@ class IRLResult:
     n_solves: int
     iterations: int
     tv_to_expert: Optional[float]
-    nullspace: np.ndarray
+    nullspace: Optional[np.ndarray]
     converged: bool
     log_likelihood: float
     method: str
@@ -422,14 +423,15 @@ class IRLResult:
         return {"method": self.method, "grad_norm": float(self.grad_norm), "fe_error": float(self.fe_error),
                 "n_solves": int(self.n_solves), "iterations": int(self.iterations),
                 "tv_to_expert": None if self.tv_to_expert is None else float(self.tv_to_expert),
-                "n_unidentified": int(self.nullspace.shape[1]), "converged": bool(self.converged),
+                "n_unidentified": None if self.nullspace is None else int(self.nullspace.shape[1]),
+                "converged": bool(self.converged),
                 "log_likelihood": float(self.log_likelihood)}
 
 
 def mce_irl(mdp: TabularMDP, features, *, expert_policy=None, expert_fe=None, demonstrations=None,
             temperature: float = 1.0, method: str = "lbfgs", tol: float = 1e-10, horizon: Optional[int] = None,
             max_iter: int = 1000, theta0=None, require_identified: bool = False, step_size: Optional[float] = None,
-            history: bool = False) -> IRLResult:
+            history: bool = False, nullspace: bool = True) -> IRLResult:
     r"""Maximum-causal-entropy IRL (docs/math.md §10; Ziebart et al. 2010): maximise the concave
     causal log-likelihood :math:`\ell(\theta) = (\theta^\top\mu_E - \mu_0^\top V_\theta)/\tau` with its
     exact gradient :math:`(\mu_E - \mu(\pi_\theta))/\tau`.
@@ -450,6 +452,10 @@ def mce_irl(mdp: TabularMDP, features, *, expert_policy=None, expert_fe=None, de
     require_identified : raise ValueError (before any solve) if the features leave directions
         unidentified (:func:`unidentified_directions`), naming them; otherwise θ is the minimum-norm
         solution and ``nullspace`` reports the unidentified directions.
+    nullspace : compute the data-unidentified directions at the answer (an SVD of a (rows, d) matrix,
+        O(rows·d²) — pass False for very many features; ``IRLResult.nullspace`` is then None).
+    history : record ‖μ_E − μ(π_θ)‖∞ after every iteration in ``IRLResult.history``.
+    theta0 : starting point (default 0, i.e. the uniform policy). step_size : see ``method``.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -541,7 +547,7 @@ def mce_irl(mdp: TabularMDP, features, *, expert_policy=None, expert_fe=None, de
                       ConvergenceWarning, stacklevel=2)
     f, g, q, v, pol, _ = evaluate(eta)
     fe_err = float(np.max(np.abs(g))) if g.size else 0.0
-    null = _nullspace_of(m.centred_sf(pol))
+    null = _nullspace_of(m.centred_sf(pol)) if nullspace else None
     tv = None
     if exp_pol is not None:
         if m.H is None:
