@@ -65,7 +65,7 @@ def _value_and_policy(q, lam, c, log_ref, ref, v, pol):
             for a in range(A):
                 pol[s, a] = 1.0 if a == best else 0.0
         else:
-            v[s] = _soft_row(q[s], log_ref[s], 0.0, lam, c, pol[s], ref[s], True)
+            v[s] = _soft_row(q, log_ref, 0.0, lam, c, pol, ref, True, s)
 
 
 @numba.njit(cache=True)
