@@ -419,24 +419,27 @@ def updates_to_tv(dag: DAG, log_reward, loss: str, threshold: float, max_updates
        statement=("Trained to zero loss, trajectory balance (Malkin et al. 2022), detailed balance and flow matching "
                   "(Bengio et al. 2021, 2023) and sub-trajectory balance (Madan et al. 2023) give a forward policy with "
                   "p_F = R/Z and log Z = log Σ_x R(x); DB/SubTB also learn the unique state flows log F(s) of the "
-                  "uniform P_B (docs/math.md §8). Tabular models, full-batch Adam on the multiset DAG."),
+                  "uniform P_B (docs/math.md §8). Tabular models, full-batch constant-step Adam on the multiset DAG, "
+                  "final iterate: Adam leaves a floor (measured: DB oscillates at 1e-4–1e-3 at lr 0.1; FM and SubTB reach "
+                  "round-off, then jump back to ~1e-4 when the gradient vanishes), so TV ≤ 1e-3 is what is asserted."),
        citation="Malkin et al. (2022) \"Trajectory balance\"; Bengio et al. (2023) \"GFlowNet foundations\"; Madan et al. (2023) \"Learning GFlowNets from partial episodes\"; docs/math.md §8",
        topic=TOPIC,
        assertions=("tv_all_losses", "log_z_all_losses", "log_flow_db_subtb"),
-       sizes={"quick": dict(n_types=3, max_size=3, n_steps=200), "full": dict(n_types=4, max_size=4, n_steps=1500)})
-def gflownet_losses_exact_flows(ctx: Context, n_types, max_size, n_steps) -> None:
+       sizes={"quick": dict(n_types=3, max_size=3, n_steps=200, lr=0.1),
+              "full": dict(n_types=4, max_size=4, n_steps=2000, lr=0.05)})
+def gflownet_losses_exact_flows(ctx: Context, n_types, max_size, n_steps, lr) -> None:
     import torch
     from mdpsandbox.learners.gflownet import train_gflownet
 
     dag = multiset_dag(n_types, max_size)
-    lr = random_log_reward(dag, seed=5)
-    ex = flows(dag, lr, log_pb="uniform")
+    log_r = random_log_reward(dag, seed=5)
+    ex = flows(dag, log_r, log_pb="uniform")
     tv, lz, lf = {}, {}, {}
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
     for loss in ("tb", "db", "subtb", "fm"):
         with torch_threads(1):
-            res = train_gflownet(dag, lr, loss=loss, n_steps=n_steps, sampling="enumerate", lr=0.1,
+            res = train_gflownet(dag, log_r, loss=loss, n_steps=n_steps, sampling="enumerate", lr=lr,
                                  eval_every=max(1, n_steps // 20), seed=0)
         tv[loss] = res.final_tv
         lz[loss] = abs(res.final_log_z - ex.log_z)
@@ -445,6 +448,7 @@ def gflownet_losses_exact_flows(ctx: Context, n_types, max_size, n_steps) -> Non
                 lf[loss] = float(np.max(np.abs(res.model.log_flow_table().to(torch.float64).numpy() - ex.log_flow)))
         ax.semilogy(res.steps, np.maximum(res.tv, 1e-16), label=loss.upper())
         ctx.record(f"tv_{loss}", float(f"{res.final_tv:.3g}"))
+        ctx.record(f"tv_min_{loss}", float(f"{res.tv.min():.3g}"))
     ctx.check("tv_all_losses", measured=max(tv.values()), threshold=1e-3, op="<=", note="max final TV(p_F, R/Z)")
     ctx.check("log_z_all_losses", measured=max(lz.values()), threshold=1e-2, op="<=", note="max |log Ẑ − log Σ R|")
     ctx.check("log_flow_db_subtb", measured=max(lf.values()), threshold=1e-2, op="<=", note="max |log F̂(s) − log F(s)| (DB, SubTB)")
