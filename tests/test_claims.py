@@ -36,6 +36,9 @@ def _count(name):
        topic="toy", assertions=("one_below_two",), sizes={"quick": dict(n=1), "full": dict(n=2)})
 def toy_pass(ctx, n):
     _count("toy_pass")
+    import warnings
+    for _ in range(3):
+        warnings.warn("an expected warning", UserWarning)
     ctx.check("one_below_two", measured=1.0, threshold=2.0, op="<", note="trivial")
     ctx.record("n", n)
     fig, ax = plt.subplots()
@@ -212,6 +215,8 @@ def test_broken_experiment_exits_1_and_report_names_the_failed_assertion(toy, tm
     for key in ("checks", "records", "figures", "seconds", "size", "version", "fingerprint"):
         assert key in stored
     assert stored["records"] == {"n": 1} and stored["size"] == "quick"
+    assert stored["warnings"] == [dict(message="UserWarning: an expected warning", count=3)]
+    assert "Warnings: UserWarning: an expected warning (×3)" in md
 
 
 class _Collector(HTMLParser):

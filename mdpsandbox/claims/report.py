@@ -123,6 +123,9 @@ def _markdown(results, meta) -> str:
         if r["records"]:
             L.append("Records: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in r["records"].items()))
             L.append("")
+        if r.get("warnings"):
+            L.append("Warnings: " + "; ".join(_md_escape(f"{w['message']} (×{w['count']})") for w in r["warnings"]))
+            L.append("")
         for f in r["figures"]:
             L += [f"![{r['id']}: {f['name']}]({f['path']})", ""]
         if r.get("error"):
@@ -171,6 +174,9 @@ def _html(results, meta, out: Path) -> str:
             H.append("</tbody></table>")
         if r["records"]:
             H.append("<p>Records: " + e(", ".join(f"{k} = {_fmt(v)}" for k, v in r["records"].items())) + "</p>")
+        if r.get("warnings"):
+            H.append("<p>Warnings:</p><ul>" + "".join(f"<li>{e(w['message'])} (×{w['count']})</li>"
+                                                     for w in r["warnings"]) + "</ul>")
         for f in r["figures"]:
             p = out / f["path"]
             if p.exists():

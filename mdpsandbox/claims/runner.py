@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -283,18 +284,27 @@ def run_claims(claims: List[Claim], *, size: str = "quick", out: os.PathLike = "
         params = c.params(size)
         t0 = time.perf_counter()
         error = None
-        try:
-            c.func(ctx, **params)
-        except KeyboardInterrupt:
-            raise
-        except Exception:  # a failed claim, reported with its traceback; the run goes on
-            error = traceback.format_exc()
+        with warnings.catch_warnings(record=True) as caught:
+            # warnings raised by the experiment (e.g. a negative control's expected failure) go into the
+            # report, counted once per message, instead of scrolling past on the terminal
+            warnings.simplefilter("always")
+            try:
+                c.func(ctx, **params)
+            except KeyboardInterrupt:
+                raise
+            except Exception:  # a failed claim, reported with its traceback; the run goes on
+                error = traceback.format_exc()
         seconds = time.perf_counter() - t0
+        counts: Dict[str, int] = {}
+        for w in caught:
+            key = f"{w.category.__name__}: {str(w.message).strip()}"
+            counts[key] = counts.get(key, 0) + 1
+        warned = [dict(message=k, count=n) for k, n in list(counts.items())[:20]]
         verdict, why = _verdict(c, ctx, error)
         res = dict(id=c.id, title=c.title, topic=c.topic, statement=c.statement, citation=c.citation,
                    negative_control=c.negative_control, assertions=list(c.assertions), size=size, params=params,
                    verdict=verdict, error=why, checks=ctx.checks, records=ctx.records, figures=ctx.figures,
-                   seconds=round(seconds, 3), fingerprint=fp, version=_version(), module=c.module,
+                   seconds=round(seconds, 3), fingerprint=fp, version=_version(), module=c.module, warnings=warned,
                    finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         atomic_write_text(rpath, _dumps(res))
         res = json.loads(rpath.read_text())
