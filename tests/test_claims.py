@@ -380,11 +380,18 @@ def test_repository_registry_is_well_formed():
 
 
 def _readme_table(text):
-    m = re.search(r"^#+\s*Theory claims\s*$(.*?)(?=^#+\s|\Z)", text, flags=re.M | re.S)
+    m = re.search(r"^#+\s*Theory claims\b[^\n]*$(.*?)(?=^#+\s|\Z)", text, flags=re.M | re.S)
     if not m:
         return None
     rows = re.findall(r"^\|\s*`([a-z0-9_]+)`\s*\|\s*([^|]*?)\s*\|\s*(.*?)\s*\|\s*$", m.group(1), flags=re.M)
     return [(cid, topic, title) for cid, topic, title in rows]
+
+
+def test_readme_table_parser_reads_the_generated_table(toy):
+    table = markdown_table(discover(toy))
+    text = f"# x\n\n## Theory claims (`validation/`)\n\nintro\n\n{table}\n## Next section\n| `not_this` | a | b |\n"
+    assert _readme_table(text) == [("toy_pass", "toy", "A claim that holds"),
+                                   ("toy_broken", "toy", "A deliberately broken experiment")]
 
 
 def test_readme_claims_table_matches_the_registry():
