@@ -93,7 +93,8 @@ def worked_example_exact():
                   "categorical fixed point (I − M)F = b (Rowland et al. 2024) equals the limit of CDP "
                   "η ← Π_C T^π η (Rowland et al. 2018); its mean is V^π, and the docs/math.md §7 worked example "
                   "holds in exact fractions (F(x0) = (0, 0, 5/14, 11/14), F(x1) = (15/28, 25/28, 1, 1))."),
-       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" (DCFP); Rowland et al. (2018) \"An analysis of categorical distributional RL\"; docs/math.md §7",
+       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" (DCFP); "
+                "Rowland et al. (2018) \"An analysis of categorical distributional RL\"; docs/math.md §7",
        topic=TOPIC,
        assertions=("dcfp_equals_cdp", "mean_equals_value", "worked_example_fractions", "worked_example_solver"),
        sizes={"quick": dict(seeds=(0, 1), n_states=8, n_atoms=31),
@@ -122,7 +123,8 @@ def dcfp_equals_cdp_limit(ctx: Context, seeds, n_states, n_atoms) -> None:
     fp = categorical_fixed_point(P2, np.array([1.0, 0.0]), 0.5, np.linspace(0, 2, 5), tol=1e-14)
     solver_err = float(np.max(np.abs(fp.cdf[:, :-1] - np.array(expect, dtype=float))))
     ctx.check("dcfp_equals_cdp", measured=worst, threshold=1e-10, op="<=", note="max sup-W1(DCFP, CDP at tol 1e-12)")
-    ctx.check("mean_equals_value", measured=mean_err, threshold=1e-10, op="<=", note="max |E η_C − V^π| / max(1, |V|)")
+    ctx.check("mean_equals_value", measured=mean_err, threshold=1e-10, op="<=",
+              note="max |E η_C − V^π| / max(1, |V|)")
     ctx.check("worked_example_fractions", measured=frac_ok, threshold=1.0, op=">=",
               note="exact rational solve equals the docs/math.md §7 fractions (1 = yes)")
     ctx.check("worked_example_solver", measured=solver_err, threshold=1e-12, op="<=",
@@ -144,7 +146,9 @@ def dcfp_equals_cdp_limit(ctx: Context, seeds, n_states, n_atoms) -> None:
        statement=("With P̂ from N samples per state, the DCFP estimate's sup-W1 distance to the categorical fixed "
                   "point η_C decays like N^{-1/2} (log-log slope −1/2, the rate of Rowland et al. 2024), while its "
                   "distance to the true return law flattens at W1(η_C, η^π) ≤ ς/(2(1−γ)) (docs/math.md §7)."),
-       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" (sample complexity); Rowland et al. (2018) \"An analysis of categorical distributional RL\" (projection error); docs/math.md §7",
+       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" (sample "
+                "complexity); Rowland et al. (2018) \"An analysis of categorical distributional RL\" (projection "
+                "error); docs/math.md §7",
        topic=TOPIC,
        assertions=("slope_minus_half", "floor_within_bound", "flattens_at_floor"),
        sizes={"quick": dict(n_states=10, n_atoms=51, ref_atoms=1001, n_seeds=6, n_points=7),
@@ -190,9 +194,11 @@ def dcfp_sample_rate(ctx: Context, n_states, n_atoms, ref_atoms, n_seeds, n_poin
 @claim(id="dcfp_atoms_vs_eps",
        title="Atoms needed for sup-W1 ≤ ε: at most 1 + Δr/(2ε(1−γ)²), growing like 1/ε",
        statement=("The atom floor ς/(2(1−γ)) with ς = Δr/((1−γ)(m−1)) gives m = 1 + Δr/(2ε(1−γ)²) atoms as enough "
-                  "for W1(η_C, η^π) ≤ ε (Rowland et al. 2024, m = Θ(1/(ε(1−γ)²))); measured: the smallest m reaching ε (against a "
+                  "for W1(η_C, η^π) ≤ ε (Rowland et al. 2024, m = Θ(1/(ε(1−γ)²))); measured: the smallest m reaching "
+                  "ε (against a "
                   "fine-support reference) never exceeds this bound and grows like ε^{-1} (log-log slope ≈ −1)."),
-       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" (number of atoms); docs/math.md §7",
+       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" (number of "
+                "atoms); docs/math.md §7",
        topic=TOPIC,
        assertions=("reference_resolved", "needed_within_bound", "slope_in_eps"),
        sizes={"quick": dict(gammas=(0.5, 0.8), n_states=6, ref_atoms=1601, n_m=12),
@@ -225,9 +231,11 @@ def dcfp_atoms_vs_eps(ctx: Context, gammas, n_states, ref_atoms, n_m) -> None:
         ax.loglog(eps, bound, "--", label=f"bound, γ = {g}")
     ctx.check("reference_resolved", measured=ref_err, threshold=0.2, op="<=",
               note="sup-W1(reference, reference with half the atoms) / smallest ε")
-    ctx.check("needed_within_bound", measured=ratio, threshold=1.0, op="<=", note="max m_needed / (1 + Δr/(2ε(1−γ)²))")
+    ctx.check("needed_within_bound", measured=ratio, threshold=1.0, op="<=",
+              note="max m_needed / (1 + Δr/(2ε(1−γ)²))")
     sl = float(np.mean(slopes)) if slopes else float("nan")
-    ctx.check("slope_in_eps", measured=abs(sl + 1.0), threshold=0.3, op="<=", note=f"|mean log-log slope of m vs ε + 1|, slope = {sl:.3f}")
+    ctx.check("slope_in_eps", measured=abs(sl + 1.0), threshold=0.3, op="<=",
+              note=f"|mean log-log slope of m vs ε + 1|, slope = {sl:.3f}")
     ctx.record("slope", round(sl, 3))
     ax.set(xlabel="ε (sup-W1 target)", ylabel="atoms m", title="atoms needed vs ε")
     ax.invert_xaxis()
@@ -239,12 +247,15 @@ def dcfp_atoms_vs_eps(ctx: Context, gammas, n_states, ref_atoms, n_m) -> None:
 @claim(id="dcfp_faster_than_cdp",
        title="DCFP's advantage over CDP grows as γ → 1 (operator applications and wall time)",
        statement=("CDP needs ≈ log(1/tol)/(1−γ) applications of Π_C T^π, while the Krylov DCFP solve of (I − M)F = b "
-                  "needs far fewer matrix–vector products (Rowland et al. 2024, the computational argument for DCFP): the "
+                  "needs far fewer matrix–vector products (Rowland et al. 2024, the computational argument for "
+                  "DCFP): the "
                   "ratio of operator applications increases with γ, and both it and the wall-time ratio are > 1 at "
-                  "the largest γ. (Wall time depends on the BLAS: with multithreaded OpenBLAS on a loaded 2-core machine "
+                  "the largest γ. (Wall time depends on the BLAS: with multithreaded OpenBLAS on a loaded 2-core "
+                  "machine "
                   "and n(m−1) = 2·10⁴ unknowns the Krylov dot products dominated — DCFP 22 s, vs 0.34 s with "
                   "OPENBLAS_NUM_THREADS=1 — so the sizes keep n(m−1) ≤ 5·10³.)"),
-       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\"; docs/math.md §7, §11",
+       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\"; "
+                "docs/math.md §7, §11",
        topic=TOPIC,
        assertions=("ratio_increases", "applications_ratio_at_max_gamma", "wall_ratio_at_max_gamma"),
        sizes={"quick": dict(n_states=40, n_atoms=51, gammas=(0.9, 0.99, 0.999)),
@@ -286,13 +297,17 @@ def dcfp_faster_than_cdp(ctx: Context, n_states, n_atoms, gammas) -> None:
 
 
 @claim(id="stochastic_cdf_mean",
-       title="Samples of the stochastic categorical CDF Bellman equation are valid CDFs that average to the fixed point",
+       title="Samples of the stochastic categorical CDF Bellman equation are valid CDFs that average to the fixed "
+             "point",
        statement=("Unrolling G(x) = C^{(r(x))}G(X') + b^{(r(x))} along trajectories (reconstructed form of the "
-                  "stochastic categorical CDF Bellman equation, Rowland et al. 2024) gives random CDFs, each monotone "
+                  "stochastic categorical CDF Bellman equation, Rowland et al. 2024) gives random CDFs, each "
+                  "monotone "
                   "in [0, 1] with mean equal to its realised return, whose average is the categorical fixed point "
-                  "F_C(x0) within standard errors (where F_C ∈ [1e-3, 1 − 1e-3]; the far tails, carried by rare trajectories, "
+                  "F_C(x0) within standard errors (where F_C ∈ [1e-3, 1 − 1e-3]; the far tails, carried by rare "
+                  "trajectories, "
                   "agree to 1e-3 absolutely)."),
-       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" (stochastic categorical CDF Bellman equation, reconstructed form); docs/math.md §7",
+       citation="Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" "
+                "(stochastic categorical CDF Bellman equation, reconstructed form); docs/math.md §7",
        topic=TOPIC,
        assertions=("mean_within_standard_error", "tails_absolute", "valid_cdfs", "sample_mean_is_return"),
        sizes={"quick": dict(n_samples=20_000, n_atoms=21, gammas=(0.5, 0.9)),
@@ -326,7 +341,8 @@ def stochastic_cdf_mean(ctx: Context, n_samples, n_atoms, gammas) -> None:
     ctx.check("tails_absolute", measured=tail, threshold=1e-3, op="<=",
               note="max |mean sample CDF − F_C(x0)| over the tail atoms (F_C < 1e-3 or > 1 − 1e-3)")
     ctx.check("valid_cdfs", measured=invalid, threshold=1e-12, op="<=", note="max violation of monotone/[0, 1]")
-    ctx.check("sample_mean_is_return", measured=mean_gap, threshold=1e-9, op="<=", note="max |mean of sampled law − realised return|")
+    ctx.check("sample_mean_is_return", measured=mean_gap, threshold=1e-9, op="<=",
+              note="max |mean of sampled law − realised return|")
     ax.set(xlabel="atom z_i", ylabel="mean sampled F_i − F_C,i", title=f"{n_samples} stochastic CDF samples (±3 SE)")
     ax.legend()
     fig.tight_layout()
@@ -350,7 +366,8 @@ def _td_mrp(seed):
        statement=("Sample-based categorical TD with the hat projection Π_C — the C51 cross-entropy step on logits "
                   "(Bellemare et al. 2017) and the CTD probability mixture (Rowland et al. 2018) — converges to the "
                   "categorical fixed point η_C = Π_C T^π η_C: sup-W1 ≤ 0.015 after 5000 iterations × 4 samples."),
-       citation="Bellemare, Dabney & Munos (2017) \"A distributional perspective on RL\"; Rowland et al. (2018) \"An analysis of categorical distributional RL\"; docs/math.md §7, §9",
+       citation="Bellemare, Dabney & Munos (2017) \"A distributional perspective on RL\"; Rowland et al. (2018) \"An "
+                "analysis of categorical distributional RL\"; docs/math.md §7, §9",
        topic=TOPIC,
        assertions=("c51_logits_w1", "ctd_probs_w1", "mean_matches_value"),
        sizes={"quick": dict(seeds=(0,), n_iterations=5000), "full": dict(seeds=(0, 1, 2, 3, 4), n_iterations=20000)})
@@ -381,7 +398,8 @@ def c51_td_fixed_point(ctx: Context, seeds, n_iterations) -> None:
        title="Quantile TD (QR, pinball and Huber) reaches the quantile DP fixed point",
        statement=("Quantile regression TD (Dabney et al. 2018) at levels (2i−1)/(2m) converges to the quantile DP "
                   "fixed point (W1 projection; Rowland et al. 2024 §QDP): mean |θ − θ*| ≤ 0.015 (+κ for Huber κ)."),
-       citation="Dabney et al. (2018) \"Distributional RL with quantile regression\"; Rowland et al. (2024) \"Near-minimax-optimal distributional RL with a generative model\" (QDP); docs/math.md §7, §9",
+       citation="Dabney et al. (2018) \"Distributional RL with quantile regression\"; Rowland et al. (2024) "
+                "\"Near-minimax-optimal distributional RL with a generative model\" (QDP); docs/math.md §7, §9",
        topic=TOPIC,
        assertions=("pinball_w1", "huber_w1"),
        sizes={"quick": dict(seeds=(0,), n_iterations=5000), "full": dict(seeds=(0, 1, 2, 3, 4), n_iterations=20000)})
@@ -403,15 +421,19 @@ def qr_td_fixed_point(ctx: Context, seeds, n_iterations) -> None:
     ctx.check("pinball_w1", measured=err[0.0], threshold=0.015, op="<=", note="sup-W1(QR, QDP) with κ = 0")
     ctx.check("huber_w1", measured=err[0.02], threshold=0.015 + 0.02, op="<=", note="sup-W1(QR-Huber, QDP), κ = 0.02")
     truth = shown.pop("truth")
-    ctx.figure("qr_cdfs", plot_return_cdfs(shown, truth=truth, title="quantile TD vs the QDP fixed point (black), state 0"))
+    ctx.figure("qr_cdfs", plot_return_cdfs(shown, truth=truth, title="quantile TD vs the QDP fixed point (black), "
+                                                                     "state 0"))
 
 
 @claim(id="hl_gauss_td_value",
        title="HL-Gauss classification TD learns V^π (its fixed point's mean equals V^π up to the smoothing bias)",
-       statement=("Cross-entropy to a Gaussian-smoothed histogram of r + γV̂(X') (Farebrother et al. 2024) has a fixed "
-                  "point whose mean is within the exponentially small smoothing bias of the exact V^π, and TD reaches "
+       statement=("Cross-entropy to a Gaussian-smoothed histogram of r + γV̂(X') (Farebrother et al. 2024) has a "
+                  "fixed "
+                  "point whose mean is within the exponentially small smoothing bias of the exact V^π, and TD "
+                  "reaches "
                   "the exact value within 0.015 (logits and mixture parametrisations)."),
-       citation="Farebrother et al. (2024) \"Stop regressing: training value functions via classification for scalable deep RL\"; docs/math.md §9",
+       citation="Farebrother et al. (2024) \"Stop regressing: training value functions via classification for "
+                "scalable deep RL\"; docs/math.md §9",
        topic=TOPIC,
        assertions=("fixed_point_mean_bias", "td_logits_value", "td_probs_value"),
        sizes={"quick": dict(seeds=(1,), n_iterations=3000), "full": dict(seeds=(0, 1, 2, 3, 4), n_iterations=20000)})

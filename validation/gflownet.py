@@ -181,7 +181,8 @@ def _normalised(log_w: np.ndarray) -> np.ndarray:
        citation="Tiapkin et al. (2024) \"Generative flow networks as entropy-regularized RL\"; docs/math.md §4, §8",
        topic=TOPIC,
        assertions=("policy_equal", "log_z_equal"),
-       sizes={"quick": dict(seeds=(0, 1), vocab=3, horizon=4), "full": dict(seeds=tuple(range(10)), vocab=4, horizon=5)})
+       sizes={"quick": dict(seeds=(0, 1), vocab=3, horizon=4),
+              "full": dict(seeds=tuple(range(10)), vocab=4, horizon=5)})
 def gflownet_kl_control_tree(ctx: Context, seeds, vocab, horizon) -> None:
     betas = np.logspace(-6, 6, 13)
     pol_err = np.zeros(betas.size)
@@ -194,7 +195,8 @@ def gflownet_kl_control_tree(ctx: Context, seeds, vocab, horizon) -> None:
                 fl = flows(dag, kl_control_log_reward(env, b))
                 sol = m.solve(env, beta=b)
                 # logits Q/β are O(1/β): their round-off, hence the policy's, scales like max(1, 1/β)·eps
-                pol_err[j] = max(pol_err[j], float(np.max(np.abs(dag.token_policy(fl.log_pf) - sol.policy))) / max(1.0, 1.0 / b))
+                err = float(np.max(np.abs(dag.token_policy(fl.log_pf) - sol.policy)))
+                pol_err[j] = max(pol_err[j], err / max(1.0, 1.0 / b))
                 z_err[j] = max(z_err[j], abs(fl.log_z - sol.v[0] / b) / max(1.0, abs(sol.v[0] / b)))
     ctx.check("policy_equal", measured=float(pol_err.max()), threshold=1e-12, op="<=",
               note="max |P_F* − π*_β| / max(1, 1/β)")
@@ -213,10 +215,12 @@ def gflownet_kl_control_tree(ctx: Context, seeds, vocab, horizon) -> None:
 @claim(id="softq_dag_path_bias",
        title="Soft-Q on a hypergrid samples ∝ n(x)R(x) without log P_B rewards and ∝ R(x) with them (exact TV)",
        statement=("On a non-tree DAG, soft-optimal control (entropy weight 1, γ = 1) with only the terminal log R "
-                  "samples x ∝ n(x)R(x), n(x) = number of paths; adding r(s→s') = log P_B(s|s') makes it the GFlowNet "
+                  "samples x ∝ n(x)R(x), n(x) = number of paths; adding r(s→s') = log P_B(s|s') makes it the "
+                  "GFlowNet "
                   "sampler ∝ R(x) (Tiapkin et al. 2024, Thm. 1); γ < 1 breaks proportionality. Exact TV by pushing "
                   "mass on the Bengio et al. (2021) hypergrid."),
-       citation="Tiapkin et al. (2024) \"Generative flow networks as entropy-regularized RL\", Thm. 1; Bengio et al. (2021) \"Flow network based generative models\" (hypergrid); docs/math.md §8",
+       citation="Tiapkin et al. (2024) \"Generative flow networks as entropy-regularized RL\", Thm. 1; Bengio et al. "
+                "(2021) \"Flow network based generative models\" (hypergrid); docs/math.md §8",
        topic=TOPIC,
        assertions=("no_pb_samples_n_times_r", "no_pb_far_from_r", "with_pb_samples_r", "gamma_lt_1_breaks",
                    "path_counts_multinomial"),
@@ -271,7 +275,8 @@ def softq_dag_path_bias(ctx: Context, side, dim) -> None:
                   "temperature 1 − α, so on a tree the GFlowNet-as-soft-RL sampler draws x ∝ R(x)^{1/(1−α)}; "
                   "rescaling every reward by 1 − α restores x ∝ R(x) — also on a DAG with log P_B rewards "
                   "(Tiapkin et al. 2024). Exact fixed-point iteration, TV by pushing mass."),
-       citation="Vieillard, Pietquin & Geist (2020) \"Munchausen reinforcement learning\"; Tiapkin et al. (2024) \"Generative flow networks as entropy-regularized RL\"; docs/math.md §8, §9",
+       citation="Vieillard, Pietquin & Geist (2020) \"Munchausen reinforcement learning\"; Tiapkin et al. (2024) "
+                "\"Generative flow networks as entropy-regularized RL\"; docs/math.md §8, §9",
        topic=TOPIC,
        assertions=("tree_power_law", "tree_not_r", "renormalised_tree_r", "renormalised_dag_r"),
        sizes={"quick": dict(alphas=(0.1, 0.5, 0.9), horizon=4, side=8),
@@ -296,9 +301,12 @@ def munchausen_power(ctx: Context, alphas, horizon, side) -> None:
         tv_dag = max(tv_dag, tv_distance(terminating_distribution(grid, lp3), _normalised(lg)))
         iters[a] = k
         rows.append((a, tv_distance(p, _normalised(lr))))
-    ctx.check("tree_power_law", measured=tv_pow, threshold=1e-9, op="<=", note="max TV(p_M, R^{1/(1−α)}/Σ) on the tree")
-    ctx.check("tree_not_r", measured=tv_r, threshold=1e-3, op=">", note="min over α of TV(p_M, R/Z) (no renormalisation)")
-    ctx.check("renormalised_tree_r", measured=tv_norm, threshold=1e-9, op="<=", note="max TV(p_M, R/Z), rewards × (1 − α)")
+    ctx.check("tree_power_law", measured=tv_pow, threshold=1e-9, op="<=",
+              note="max TV(p_M, R^{1/(1−α)}/Σ) on the tree")
+    ctx.check("tree_not_r", measured=tv_r, threshold=1e-3, op=">",
+              note="min over α of TV(p_M, R/Z) (no renormalisation)")
+    ctx.check("renormalised_tree_r", measured=tv_norm, threshold=1e-9, op="<=",
+              note="max TV(p_M, R/Z), rewards × (1 − α)")
     ctx.check("renormalised_dag_r", measured=tv_dag, threshold=1e-9, op="<=",
               note=f"max TV(p_M, R/Z) on the {side}² hypergrid, log P_B + log R rewards × (1 − α)")
     for a in alphas:
@@ -312,7 +320,8 @@ def munchausen_power(ctx: Context, alphas, horizon, side) -> None:
         ax.plot(R[o], terminating_distribution(tree, lp)[o], "o", label=f"Munchausen α = {a}")
         ax.plot(R[o], _normalised(lr / (1 - a))[o], "k:", lw=0.8)
     ax.plot(R[o], _normalised(lr)[o], "k-", label="R/Z")
-    ax.set(xscale="log", yscale="log", xlabel="R(x)", ylabel="p(x)", title="Munchausen soft-Q: p ∝ R^{1/(1−α)} (dotted)")
+    ax.set(xscale="log", yscale="log", xlabel="R(x)", ylabel="p(x)", title="Munchausen soft-Q: p ∝ R^{1/(1−α)} "
+                                                                           "(dotted)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     ctx.figure("munchausen", fig)
@@ -331,7 +340,8 @@ def munchausen_power(ctx: Context, alphas, horizon, side) -> None:
 def tv_floor_perfect_sampler(ctx: Context, side, n_reps) -> None:
     enum_err = 0.0
     for p, n in (([0.5, 0.3, 0.2], 7), ([0.1, 0.9], 13), ([0.25, 0.25, 0.25, 0.25], 6), ([0.05, 0.15, 0.8], 9)):
-        enum_err = max(enum_err, abs(expected_tv_perfect_sampler(np.array(p), n) - expected_tv_enumeration(np.array(p), n)))
+        p = np.array(p)
+        enum_err = max(enum_err, abs(expected_tv_perfect_sampler(p, n) - expected_tv_enumeration(p, n)))
     dag = hypergrid_dag(side, 2)
     p = _normalised(hypergrid_log_reward(dag, side))
     ns = np.array([10, 100, 1000, 10_000, 100_000])
@@ -417,12 +427,15 @@ def updates_to_tv(dag: DAG, log_reward, loss: str, threshold: float, max_updates
 @claim(id="gflownet_losses_exact_flows",
        title="TB, DB, SubTB and FM reach the exact flows on a non-tree DAG (TV, log Z, log F)",
        statement=("Trained to zero loss, trajectory balance (Malkin et al. 2022), detailed balance and flow matching "
-                  "(Bengio et al. 2021, 2023) and sub-trajectory balance (Madan et al. 2023) give a forward policy with "
+                  "(Bengio et al. 2021, 2023) and sub-trajectory balance (Madan et al. 2023) give a forward policy "
+                  "with "
                   "p_F = R/Z and log Z = log Σ_x R(x); DB/SubTB also learn the unique state flows log F(s) of the "
                   "uniform P_B (docs/math.md §8). Tabular models, full-batch constant-step Adam on the multiset DAG, "
-                  "final iterate: Adam leaves a floor (measured: DB oscillates at 1e-4–1e-3 at lr 0.1; FM and SubTB reach "
+                  "final iterate: Adam leaves a floor (measured: DB oscillates at 1e-4–1e-3 at lr 0.1; FM and SubTB "
+                  "reach "
                   "round-off, then jump back to ~1e-4 when the gradient vanishes), so TV ≤ 1e-3 is what is asserted."),
-       citation="Malkin et al. (2022) \"Trajectory balance\"; Bengio et al. (2023) \"GFlowNet foundations\"; Madan et al. (2023) \"Learning GFlowNets from partial episodes\"; docs/math.md §8",
+       citation="Malkin et al. (2022) \"Trajectory balance\"; Bengio et al. (2023) \"GFlowNet foundations\"; Madan "
+                "et al. (2023) \"Learning GFlowNets from partial episodes\"; docs/math.md §8",
        topic=TOPIC,
        assertions=("tv_all_losses", "log_z_all_losses", "log_flow_db_subtb"),
        sizes={"quick": dict(n_types=3, max_size=3, n_steps=200, lr=0.1),
@@ -451,7 +464,8 @@ def gflownet_losses_exact_flows(ctx: Context, n_types, max_size, n_steps, lr) ->
         ctx.record(f"tv_min_{loss}", float(f"{res.tv.min():.3g}"))
     ctx.check("tv_all_losses", measured=max(tv.values()), threshold=1e-3, op="<=", note="max final TV(p_F, R/Z)")
     ctx.check("log_z_all_losses", measured=max(lz.values()), threshold=1e-2, op="<=", note="max |log Ẑ − log Σ R|")
-    ctx.check("log_flow_db_subtb", measured=max(lf.values()), threshold=1e-2, op="<=", note="max |log F̂(s) − log F(s)| (DB, SubTB)")
+    ctx.check("log_flow_db_subtb", measured=max(lf.values()), threshold=1e-2, op="<=",
+              note="max |log F̂(s) − log F(s)| (DB, SubTB)")
     ax.set(xlabel="updates (full batch)", ylabel="exact TV(p_F, R/Z)", title=f"multiset DAG ({dag.n_states} states)")
     ax.legend()
     fig.tight_layout()
@@ -460,11 +474,15 @@ def gflownet_losses_exact_flows(ctx: Context, n_types, max_size, n_steps, lr) ->
 
 @claim(id="gflownet_depth",
        title="Trajectory balance propagates the terminal reward faster than FM/DB as the tree deepens",
-       statement=("On binary token trees of growing depth, FM and DB pass the terminal reward back one edge per update "
-                  "chain, so their updates to reach TV(p_F, R/Z) < 0.05 grow with depth, while TB (Malkin et al. 2022) "
-                  "updates every edge of a trajectory at once and needs no more updates than FM and DB at the deepest "
+       statement=("On binary token trees of growing depth, FM and DB pass the terminal reward back one edge per "
+                  "update "
+                  "chain, so their updates to reach TV(p_F, R/Z) < 0.05 grow with depth, while TB (Malkin et al. "
+                  "2022) "
+                  "updates every edge of a trajectory at once and needs no more updates than FM and DB at the "
+                  "deepest "
                   "tree. (SubTB with λ = 0.9 behaved like DB in our runs: no claim is made for it.)"),
-       citation="Malkin et al. (2022) \"Trajectory balance: improved credit assignment in GFlowNets\"; Madan et al. (2023); docs/math.md §8",
+       citation="Malkin et al. (2022) \"Trajectory balance: improved credit assignment in GFlowNets\"; Madan et al. "
+                "(2023); docs/math.md §8",
        topic=TOPIC,
        assertions=("all_converge", "fm_slows_with_depth", "db_slows_with_depth", "tb_no_slower_than_fm",
                    "tb_no_slower_than_db"),

@@ -111,7 +111,8 @@ class torch_threads:
                   "the reference return law: Q*(s,a) = β log E_{z~Z^{π_ref}(s,a)} e^{z/β} (Zhou et al. 2025). "
                   "Checked against backward induction for β from 1e-8 to 1e8; with γ < 1 the same functional "
                   "is ≤ Q* (Jensen on z ↦ z^γ) and strictly below it at moderate β."),
-       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM post-training\"; docs/math.md §4, §6",
+       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM "
+                "post-training\"; docs/math.md §4, §6",
        topic=TOPIC,
        assertions=("identity_gamma1", "below_qstar_gamma_lt_1", "gap_positive_gamma_lt_1"),
        sizes={"quick": dict(seeds=(0, 1), vocab=3, horizon=4),
@@ -136,9 +137,12 @@ def qsharp_identity(ctx: Context, seeds, vocab, horizon) -> None:
                 if g < 1.0:
                     d1 = qsharp_q(env, 1.0, laws) - m.solve(env, beta=1.0).q
                     gap_min = min(gap_min, float(np.max(-d1)))
-    ctx.check("identity_gamma1", measured=worst1, threshold=1e-12, op="<=", note="max |Q♯ − Q*| / max(1, β) at γ = 1, β ∈ [1e-8, 1e8]")
-    ctx.check("below_qstar_gamma_lt_1", measured=above, threshold=1e-12, op="<=", note="max (Q♯ − Q*) / max(1, β) at γ ∈ {0.99, 0.9, 0.5}")
-    ctx.check("gap_positive_gamma_lt_1", measured=gap_min, threshold=1e-4, op=">", note="min over trees/γ<1 of max (Q* − Q♯) at β = 1")
+    ctx.check("identity_gamma1", measured=worst1, threshold=1e-12, op="<=",
+              note="max |Q♯ − Q*| / max(1, β) at γ = 1, β ∈ [1e-8, 1e8]")
+    ctx.check("below_qstar_gamma_lt_1", measured=above, threshold=1e-12, op="<=",
+              note="max (Q♯ − Q*) / max(1, β) at γ ∈ {0.99, 0.9, 0.5}")
+    ctx.check("gap_positive_gamma_lt_1", measured=gap_min, threshold=1e-4, op=">",
+              note="min over trees/γ<1 of max (Q* − Q♯) at β = 1")
     ctx.record("trees", 2 * len(seeds) * len(gammas))
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
@@ -156,7 +160,8 @@ def qsharp_identity(ctx: Context, seeds, vocab, horizon) -> None:
                   "probability → 1 and earns → 0.1 as β → 0, while the exact Q♯ policy (= π*) earns → 1; the "
                   "full-sequence KL of π* tends to ln(1/p_R) + ln 20 (the paper's ln(1/p_R) is the first-step KL). "
                   "Exact policies match the closed forms at every β."),
-       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM post-training\", Fig. 4; docs/math.md §6",
+       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM "
+                "post-training\", Fig. 4; docs/math.md §6",
        topic=TOPIC,
        assertions=("closed_forms_match", "qsharp_is_optimal", "cd_left_limit", "cd_reward_limit",
                    "qsharp_reward_limit", "kl_limit"),
@@ -185,10 +190,14 @@ def qsharp_counterexample(ctx: Context, n_betas) -> None:
     pi_cd = cd_policy(env, 1e-3)
     _, r_cd, _ = policy_report(env, pi_cd, 1e-3)
     _, r_q, kl_q = policy_report(env, guided(env, qsharp_q(env, 1e-3, laws), 1e-3), 1e-3)
-    ctx.check("closed_forms_match", measured=err, threshold=1e-12, op="<=", note="max |exact policy number − closed form| over β ∈ [1e-3, 10]")
-    ctx.check("qsharp_is_optimal", measured=opt_err, threshold=1e-12, op="<=", note="exact Q♯ guidance vs π* (policy and J)")
-    ctx.check("cd_left_limit", measured=1.0 - float(pi_cd[0, 0]), threshold=1e-6, op="<=", note="1 − P_CD(Left) at β = 1e-3")
-    ctx.check("cd_reward_limit", measured=abs(r_cd - 0.1), threshold=1e-6, op="<=", note="|CD reward − 0.1| at β = 1e-3")
+    ctx.check("closed_forms_match", measured=err, threshold=1e-12, op="<=",
+              note="max |exact policy number − closed form| over β ∈ [1e-3, 10]")
+    ctx.check("qsharp_is_optimal", measured=opt_err, threshold=1e-12, op="<=",
+              note="exact Q♯ guidance vs π* (policy and J)")
+    ctx.check("cd_left_limit", measured=1.0 - float(pi_cd[0, 0]), threshold=1e-6, op="<=",
+              note="1 − P_CD(Left) at β = 1e-3")
+    ctx.check("cd_reward_limit", measured=abs(r_cd - 0.1), threshold=1e-6, op="<=",
+              note="|CD reward − 0.1| at β = 1e-3")
     ctx.check("qsharp_reward_limit", measured=1.0 - r_q, threshold=1e-6, op="<=", note="1 − Q♯ reward at β = 1e-3")
     ctx.check("kl_limit", measured=abs(kl_q - small["kl_limit"]), threshold=1e-6, op="<=",
               note="|KL(π*) − (ln 2 + ln 20)| at β = 1e-3")
@@ -216,10 +225,12 @@ def qsharp_counterexample(ctx: Context, n_betas) -> None:
        statement=("The Q♯ identity needs deterministic transitions: with a stochastic transition, "
                   "β log E e^{Z/β} = β log(p E_ref e^{R/β} + 1 − p) > p β log E_ref e^{R/β} = Q* (strict concavity "
                   "of log); every deterministic edge keeps a zero gap."),
-       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM post-training\" (deterministic-transition assumption); docs/math.md §4",
+       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM "
+                "post-training\" (deterministic-transition assumption); docs/math.md §4",
        topic=TOPIC,
        assertions=("gap_matches_closed_form", "gap_positive", "deterministic_edges_zero"),
-       sizes={"quick": dict(n_betas=9, ps=(0.1, 0.5, 0.9)), "full": dict(n_betas=41, ps=(0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99))})
+       sizes={"quick": dict(n_betas=9, ps=(0.1, 0.5, 0.9)),
+              "full": dict(n_betas=41, ps=(0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99))})
 def qsharp_jensen_gap(ctx: Context, n_betas, ps) -> None:
     betas = np.logspace(-2, 2, n_betas)
     err, gmin, other = 0.0, np.inf, 0.0
@@ -239,9 +250,12 @@ def qsharp_jensen_gap(ctx: Context, n_betas, ps) -> None:
             other = max(other, float(np.max(np.abs(ex.gap[mask]))))
             gaps.append(g)
         ax.plot(betas, gaps, "o-", label=f"p = {p}")
-    ctx.check("gap_matches_closed_form", measured=err, threshold=1e-12, op="<=", note="|gap − closed form| / max(1, β)")
-    ctx.check("gap_positive", measured=gmin, threshold=0.0, op=">", note="min over (β, p) of (Q♯ − Q*)/β at the stochastic edge")
-    ctx.check("deterministic_edges_zero", measured=other, threshold=1e-12, op="<=", note="max |Q♯ − Q*| on the other edges")
+    ctx.check("gap_matches_closed_form", measured=err, threshold=1e-12, op="<=",
+              note="|gap − closed form| / max(1, β)")
+    ctx.check("gap_positive", measured=gmin, threshold=0.0, op=">",
+              note="min over (β, p) of (Q♯ − Q*)/β at the stochastic edge")
+    ctx.check("deterministic_edges_zero", measured=other, threshold=1e-12, op="<=",
+              note="max |Q♯ − Q*| on the other edges")
     ax.set(xscale="log", yscale="log", xlabel="β", ylabel="Q♯(s0, 1) − Q*(s0, 1)", title="Jensen gap")
     ax.legend()
     fig.tight_layout()
@@ -251,10 +265,14 @@ def qsharp_jensen_gap(ctx: Context, n_betas, ps) -> None:
 @claim(id="qsharp_hellinger",
        title="Guided-policy error vs Hellinger error of Ẑ: ~H², and larger for a larger reference return spread",
        statement=("Perturbing the exact reference return law Z^{π_ref} to Ẑ (controlled log-tilt ε) and guiding with "
-                  "π_ref e^{Q̂/β}, Q̂ = β log E_Ẑ e^{z/β}: the regret J(π*) − J(π^Ẑ) vanishes with the Hellinger error "
-                  "of Ẑ (measured log-log slope ≈ 2), and at the same Hellinger error it is smaller when the reference "
-                  "return has a smaller spread (rewards scaled by σ) — the variance dependence of the Q♯ guarantees (Zhou et al. 2025)."),
-       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM post-training\" (variance-dependent guarantees); docs/math.md §6",
+                  "π_ref e^{Q̂/β}, Q̂ = β log E_Ẑ e^{z/β}: the regret J(π*) − J(π^Ẑ) vanishes with the Hellinger "
+                  "error "
+                  "of Ẑ (measured log-log slope ≈ 2), and at the same Hellinger error it is smaller when the "
+                  "reference "
+                  "return has a smaller spread (rewards scaled by σ) — the variance dependence of the Q♯ guarantees "
+                  "(Zhou et al. 2025)."),
+       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM "
+                "post-training\" (variance-dependent guarantees); docs/math.md §6",
        topic=TOPIC,
        assertions=("regret_vanishes", "slope_about_two", "smaller_spread_smaller_regret"),
        sizes={"quick": dict(seeds=(0, 1), vocab=3, horizon=3, n_eps=6),
@@ -283,7 +301,8 @@ def qsharp_hellinger(ctx: Context, seeds, vocab, horizon, n_eps) -> None:
     mono = float(np.mean(np.diff(regret, axis=1) > 0))
     ctx.check("regret_vanishes", measured=float(reg[-1, 0] / reg[-1, -1]), threshold=1e-3, op="<=",
               note="regret at the smallest / largest perturbation (σ = 1)")
-    ctx.check("slope_about_two", measured=abs(slope - 2.0), threshold=0.3, op="<=", note=f"|fitted slope − 2|, slope = {slope:.3f} (small H)")
+    ctx.check("slope_about_two", measured=abs(slope - 2.0), threshold=0.3, op="<=",
+              note=f"|fitted slope − 2|, slope = {slope:.3f} (small H)")
     ctx.check("smaller_spread_smaller_regret", measured=mono, threshold=1.0, op=">=",
               note="fraction of (tree, ε, σ<σ') with regret(σ) < regret(σ')")
     ctx.record("slope", round(slope, 3))
@@ -308,7 +327,8 @@ def qsharp_hellinger(ctx: Context, seeds, vocab, horizon, n_eps) -> None:
                   "ML on roll-in data) reaches J within 0.02 of J(π*) at every β, and J(Q♯) ≥ J(CD) − 0.005 with a "
                   "smaller mean gap than CD/VAS trained on the same data; on the counterexample tree at β = 0.05 "
                   "Q♯ earns > 0.9 while exact CD earns 0.342 (Left w.p. e/(1+e))."),
-       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM post-training\", Algorithm 1, Fig. 4; docs/math.md §6",
+       citation="Zhou, Wang, Swamy, Sun et al. (2025) \"Q♯: Provably optimal distributional RL for LLM "
+                "post-training\", Algorithm 1, Fig. 4; docs/math.md §6",
        topic=TOPIC,
        assertions=("qsharp_near_optimal", "qsharp_not_below_cd", "qsharp_mean_gap_below_cd",
                    "counterexample_qsharp_reward", "counterexample_cd_exact"),
