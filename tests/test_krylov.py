@@ -59,3 +59,18 @@ def test_solve_uses_the_certified_krylov_evaluation_on_large_sparse_mdps():
 def test_bad_method_is_refused():
     with pytest.raises(ValueError, match="method"):
         solve_policy_system(sp.identity(3, format="csr"), np.ones(3), 0.5, method="cg")
+
+
+@pytest.mark.parametrize("gamma", [0.5, 0.9, 0.99])
+def test_dense_krylov_error_is_below_its_certified_bound(gamma):
+    S = 500
+    mdp = ms.garnet(S, 3, 40, gamma=gamma, seed=7, sparse=False)
+    pol = np.random.default_rng(1).dirichlet(np.ones(3), size=S)
+    P = mdp.policy_matrix(pol)
+    M = np.eye(S) - gamma * P
+    r = np.sum(pol * mdp.R, axis=1)
+    exact = np.linalg.solve(M, r)
+    v, info = solve_policy_system(M, r, gamma)
+    assert info["method"] == "bicgstab"
+    assert np.abs(v - exact).max() <= info["bound"] + 1e-13 * (1 + np.abs(exact).max())
+    assert info["bound"] <= 1e-11 * (1 + np.abs(r).max() / (1 - gamma))
