@@ -113,6 +113,18 @@ def test_batched_solve_equals_per_cell_solve(reg):
         assert m["converged"]
 
 
+@pytest.mark.parametrize("reg", [{}, {"beta": 10.0}, {"temperature": 0.1}])
+def test_batched_numbers_do_not_depend_on_the_other_cells_of_the_batch(reg):
+    b = SolveBatcher()
+    cells = [dict(env="garnet", n_states=12, n_actions=4, gamma=0.99, seed=s, **reg) for s in range(5)]
+    alone = [b.run([c])[0] for c in cells]
+    together = b.run(cells)
+    shuffled = b.run(cells[::-1])[::-1]
+    for x, y, z in zip(alone, together, shuffled):
+        x.pop("wall_s"), y.pop("wall_s"), z.pop("wall_s")
+        assert x == y == z  # bitwise
+
+
 def test_solve_task_error_ref_within_the_two_certified_bounds(tmp_path):
     sw = Sweep(task="solve", axes={"gamma": [0.5, 0.9, 0.99], "env": ["garnet", "gridworld", "bandit"]},
                fixed={"temperature": 0.1, "reference": True})

@@ -48,3 +48,4 @@ def test_unreachable_scheduler_fails_fast_with_a_clear_message(tmp_path):
     with pytest.raises(ValueError, match=r"cannot reach the dask scheduler at 'tcp://127.0.0.1:9' within 2"):
         run(SELF, tmp_path / "o", backend="dask", scheduler="tcp://127.0.0.1:9", timeout=2, progress=False)
     assert time.monotonic() - t0 < 20
+    assert not (tmp_path / "o").exists()  # refused before anything was written

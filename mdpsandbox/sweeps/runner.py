@@ -11,6 +11,7 @@ whole or redone.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
@@ -91,15 +92,26 @@ def run(sweep: Union[Sweep, str, Path, dict], out, *, backend: str = "process", 
     ``ValueError`` before any cell runs. A failing cell (exception, NaN or non-scalar metric) is
     stored as a row with ``status="error"`` and the sweep continues.
     """
-    from tqdm.auto import tqdm
-
     sweep = _as_sweep(sweep)
     check_backend(backend, workers, scheduler)
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}")
     task, cells = plan_cells(sweep)
-    out = store.prepare(out, sweep.to_dict(), len(cells))
     n_workers = workers or (default_workers() if backend != "serial" else 1)
+    with contextlib.ExitStack() as stack:
+        remote = None
+        if backend == "dask" and scheduler is not None:  # reach the scheduler (or fail) before writing anything
+            remote = stack.enter_context(get_backend(backend, workers=n_workers, scheduler=scheduler,
+                                                     timeout=timeout, retries=retries))
+        out = store.prepare(out, sweep.to_dict(), len(cells))
+        _run_locked(task, sweep, out, cells, backend, n_workers, chunk_size, progress, retry_failed, remote,
+                    scheduler=scheduler, timeout=timeout, retries=retries)
+    return store.load(out)
+
+
+def _run_locked(task, sweep, out, cells, backend, n_workers, chunk_size, progress, retry_failed, remote, **opts):
+    from tqdm.auto import tqdm
+
     with store.RunLock(out):
         run_id = store.begin_run(out)
         latest = store.scan(out)
@@ -113,11 +125,9 @@ def run(sweep: Union[Sweep, str, Path, dict], out, *, backend: str = "process", 
                    disable=not progress, dynamic_ncols=True, smoothing=0.1)
         try:
             if todo:
-                _execute(task, sweep, out, run_id, todo, backend, n_workers, chunk_size, bar,
-                         scheduler=scheduler, timeout=timeout, retries=retries)
+                _execute(task, sweep, out, run_id, todo, backend, n_workers, chunk_size, bar, remote, **opts)
         finally:
             bar.close()
-    return store.load(out)
 
 
 def _groups(task, todo):
@@ -152,12 +162,13 @@ def _payload(task, sweep, out, run_id, items, batched):
             "groups": groups}
 
 
-def _execute(task, sweep, out, run_id, todo, backend, n_workers, chunk_size, bar, **opts):
+def _execute(task, sweep, out, run_id, todo, backend, n_workers, chunk_size, bar, remote=None, **opts):
     lo, _target, hi = TARGET_CHUNK_S
     groups = _groups(task, todo)
-    if backend != "serial" and chunk_size is not None and len(todo) <= chunk_size and opts.get("scheduler") is None:
+    if remote is None and backend != "serial" and chunk_size is not None and len(todo) <= chunk_size:
         backend = "serial"  # a single chunk: no pool to start
-    with get_backend(backend, workers=n_workers, **opts) as ex:
+    with contextlib.nullcontext(remote) if remote is not None else get_backend(backend, workers=n_workers,
+                                                                              **opts) as ex:
         payloads = []
         for batched, items in groups:
             size = chunk_size

@@ -293,6 +293,11 @@ class SolveBatcher:
             g = p.get("gamma")
             gam[i] = DEFAULT_GAMMA[env] if g is None else g
         ref = np.full((S, A), 1.0 / A) if beta is not None else None
+        if B == 1:
+            # solve_batch with B = 1 can differ from B ≥ 2 in the last bits (measured; B ≥ 2 results do
+            # not depend on the batch's other members): pad to two so a cell's numbers never depend on
+            # how many cells share its chunk
+            P, R, gam = np.concatenate([P, P]), np.concatenate([R, R]), np.concatenate([gam, gam])
         sol = ms.solve_batch(P, R, gam, temperature=temp, beta=beta, ref_policy=ref, method=method, tol=tol)
         if env == "garnet":
             v0 = sol.v.mean(axis=1)  # garnet's initial distribution is uniform
