@@ -23,6 +23,8 @@ examples:
   mdpsandbox solve garnet --states 200 --actions 4 --gamma 0.99 --json
   mdpsandbox learn shiq --vocab 3 --horizon 4 --beta 0.5
   mdpsandbox distribution garnet --gamma 0.9
+  mdpsandbox sweep run examples/sweeps/garnet_soft.toml --out runs/g
+  mdpsandbox validate --quick                   # the theory-claim suite and its report
 """
 
 # Subcommand modules, in the order ``--help`` lists them.
