@@ -63,3 +63,23 @@ def test_solve_batch_residual_is_the_bellman_residual_of_its_values():
         tv = np.max(m.R + m.gamma * np.einsum("sat,t->sa", P[b], batch.v[b]), axis=1)
         assert np.max(np.abs(tv - batch.v[b])) <= batch.residual[b] * m.gamma + 1e-12
         assert batch.residual[b] < 1e-6 * (1 - 0.95) / (2 * 0.95)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(temperature=0.1), dict(beta=0.2), dict(temperature=0.1, beta=0.2)])
+@pytest.mark.parametrize("method", ["pi", "vi"])
+def test_solve_batch_result_of_an_mdp_does_not_depend_on_its_batch(kw, method):
+    """Bitwise: MDP b solved alone = MDP b solved in a batch (a batch-wide stop floor broke this)."""
+    mdps, P, R = stack(0.9, seed=30)
+    ref = refs(5)
+    ref[0, 0] = [0.999, 0.0005, 0.0005]  # one MDP with an extreme log π_ref
+    ref /= ref.sum(-1, keepdims=True)
+    if "beta" in kw:
+        kw = dict(kw, ref_policy=ref)
+    full = ms.solve_batch(P, R, 0.9, method=method, **kw)
+    for b in (1, B - 1):
+        kb = dict(kw)
+        if "ref_policy" in kb:
+            kb["ref_policy"] = ref[b:b + 1]
+        one = ms.solve_batch(P[b:b + 1], R[b:b + 1], 0.9, method=method, **kb)
+        assert np.array_equal(one.v[0], full.v[b]) and one.residual[0] == full.residual[b]
+        assert one.iterations[0] == full.iterations[b]

@@ -181,7 +181,7 @@ def _solve_batch_kernel(P, R, gammas, temp, beta, log_ref, ref, extra, use_pi, t
                 rmax = max(rmax, abs(Rb[s, a]))
         # round-off floor of |V|: KL values stay within max|r|/(1−γ) for every β (the backup is exact);
         # entropy adds τ log A per step, entropy + KL also β max|log π_ref| (``extra``, per step)
-        floor = 64.0 * eps * ((rmax + extra) / (1.0 - g) + 1.0)
+        floor = 64.0 * eps * ((rmax + extra[b]) / (1.0 - g) + 1.0)
         it = 0
         done = False
         r_last = np.inf
@@ -311,16 +311,17 @@ def solve_batch(P, R, gamma, *, temperature: Optional[float] = None, beta: Optio
             raise ValueError("ref_policy is only used with beta")
         log_ref = np.zeros((B, S, A))
         ref = np.ones((B, S, A))
-    extra = t * math.log(A)
+    # per MDP, so an MDP's stop (and its numbers) never depend on which batch it was solved in
+    extra = np.full(B, t * math.log(A))
     if t > 0 and bt > 0:
-        finite = log_ref[np.isfinite(log_ref)]
-        extra += bt * (float(np.max(np.abs(finite))) if finite.size else 0.0)
+        fin = np.where(np.isfinite(log_ref), np.abs(log_ref), 0.0)
+        extra += bt * fin.reshape(B, -1).max(axis=1)
     q = np.empty((B, S, A))
     v = np.empty((B, S))
     pol = np.empty((B, S, A))
     res = np.empty(B)
     its = np.empty(B, dtype=np.int64)
     conv = np.empty(B, dtype=np.bool_)
-    _solve_batch_kernel(P, np.ascontiguousarray(R), gam, t, bt, log_ref, np.ascontiguousarray(ref), float(extra),
+    _solve_batch_kernel(P, np.ascontiguousarray(R), gam, t, bt, log_ref, np.ascontiguousarray(ref), extra,
                         method == "pi", tol, max_iter, q, v, pol, res, its, conv)
     return BatchSolution(q, v, pol, res, its, conv, method, bt or None, t or None)
