@@ -1,4 +1,4 @@
-"""DCFP vs CDP: time to the same categorical fixed point (MATH.md §7).
+"""DCFP vs CDP: time to the same categorical fixed point (docs/math.md §7).
 
 200-state MRP with 8 successors per state, m = 201 atoms, γ = 0.99. Both methods stop on their
 certified sup-W1 bound (tol); the script checks they agree to ≤ 1e-6 and prints the residuals.

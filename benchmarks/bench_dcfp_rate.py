@@ -1,4 +1,4 @@
-"""Sample complexity of DCFP with a generative model (MATH.md §7; Rowland et al. 2024).
+"""Sample complexity of DCFP with a generative model (docs/math.md §7; Rowland et al. 2024).
 
 sup-W1 error of DCFP(P̂_N) against the categorical fixed point of the true P for N = 10 … 10^4
 draws per state, averaged over seeds; prints the log-log slope (expected ≈ −0.5).

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_token_tree.py [--vocab 8] [--horizon 7] [--beta 0.5] [--repeats 7]
 
-Both compute, level by level from the leaves (MATH.md §4),
+Both compute, level by level from the leaves (docs/math.md §4),
 
     Q(s,a) = r(s,a) + γ V(s·a)            (V = 0 after EOS / at length H)
     V(s)   = β LSE_a(log π_ref(a|s) + Q(s,a)/β),   π*(a|s) = π_ref(a|s) exp((Q(s,a) − V(s))/β)

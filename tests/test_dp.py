@@ -1,4 +1,4 @@
-"""Exact DP on tabular MDPs: every check of MATH.md §1–3.
+"""Exact DP on tabular MDPs: every check of docs/math.md §1–3.
 
 Reference numbers are computed *in the tests* independently of the solvers: dense linear solves
 written here, enumeration of deterministic policies, hand-written backward recursions.

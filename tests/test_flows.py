@@ -1,4 +1,4 @@
-"""Exact GFlowNet flows (MATH.md §8): trees, DAGs with fixed P_B, the forward mass push, and the
+"""Exact GFlowNet flows (docs/math.md §8): trees, DAGs with fixed P_B, the forward mass push, and the
 soft-RL equivalence — each checked against brute-force enumeration or the generic DP solver."""
 import math
 from collections import defaultdict

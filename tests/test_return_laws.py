@@ -1,4 +1,4 @@
-"""Checks of MATH.md §4/§6: exact return laws on token trees, the Q♯ identity, CD failure, Jensen gap."""
+"""Checks of docs/math.md §4/§6: exact return laws on token trees, the Q♯ identity, CD failure, Jensen gap."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""Token MDPs (MATH.md §4): the canonical node order contract, leaves, sampling, and the exact
+"""Token MDPs (docs/math.md §4): the canonical node order contract, leaves, sampling, and the exact
 KL-regularised solution on trees — checked against brute-force enumeration of token sequences
 written here (itertools.product, not env.leaves()) and against regularised VI/PI on to_tabular().
 """

@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
         "distribution",
         help="return distributions of an MRP by DCFP / CDP / QDP / Monte Carlo; prints sup-W1 errors",
         description=(
-            "Policy evaluation of the return law of a Markov reward process (MATH.md §7). garnet: a "
+            "Policy evaluation of the return law of a Markov reward process (docs/math.md §7). garnet: a "
             "random MRP (--states, --branching); chain: the chain MDP under the uniform policy (MRP on "
             "state-action pairs); two-state: the worked example P=[[1/2,1/2],[1/4,3/4]], r=(1,0). Prints "
             "each method's time and the sup-W1 distance between every pair of methods, with the "

@@ -1,4 +1,4 @@
-r"""Finite DAGs for GFlowNets (MATH.md §8): enumerable state graphs with several parents per state.
+r"""Finite DAGs for GFlowNets (docs/math.md §8): enumerable state graphs with several parents per state.
 
 A :class:`DAG` is stored as flat arrays, states in a **topological order** (every edge goes from a
 lower to a higher index; state 0 is the initial state s0):
@@ -38,7 +38,7 @@ __all__ = ["DAG", "MultisetDAG", "TreeDAG", "multiset_dag", "tree_dag", "random_
 
 
 class DAG:
-    r"""A finite DAG with a stop action (the GFlowNet state graph of MATH.md §8).
+    r"""A finite DAG with a stop action (the GFlowNet state graph of docs/math.md §8).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-r"""Tabular MDPs (MATH.md §1).
+r"""Tabular MDPs (docs/math.md §1).
 
 ``TabularMDP(P, R, gamma, terminal=None, initial=None)``
 

@@ -1,4 +1,4 @@
-r"""Token MDPs: the MDP an LLM lives in (MATH.md §4).
+r"""Token MDPs: the MDP an LLM lives in (docs/math.md §4).
 
 State = prompt + prefix of tokens, action = next token from a vocabulary of size V, transition =
 deterministic concatenation; an episode ends after the EOS token (if the vocabulary has one) or

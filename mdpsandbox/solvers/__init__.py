@@ -18,7 +18,7 @@ from .return_laws import (
 __all__ = [
     "Regulariser", "bellman_backup", "q_backup", "tree_backward", "BatchSolution", "solve_batch",
     "ConvergenceWarning", "Evaluation", "Solution", "evaluate", "solve", "make_regulariser",
-    # distributional DP (MATH.md §7) and exact return laws / Q♯ (§4, §6)
+    # distributional DP (docs/math.md §7) and exact return laws / Q♯ (§4, §6)
     "Categorical", "CategoricalFixedPoint", "CDFSamples", "DiscreteLaw", "PolicyReturnDistributions", "Quantile",
     "QuantileFixedPoint", "categorical_bellman_cdf", "categorical_cdf_operator", "categorical_fixed_point",
     "categorical_policy_evaluation", "categorical_projection", "check_atoms", "cramer", "default_atoms",

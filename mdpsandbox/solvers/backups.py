@@ -1,4 +1,4 @@
-r"""Pure Bellman backups: hard, entropy-regularised and KL-regularised (MATH.md §1–3).
+r"""Pure Bellman backups: hard, entropy-regularised and KL-regularised (docs/math.md §1–3).
 
 All three are one operator. With entropy weight :math:`\alpha = \tau \ge 0` and KL weight
 :math:`\beta \ge 0` to a reference policy :math:`\pi_{ref}`, the per-state problem
@@ -13,7 +13,7 @@ solution (λ = α + β, c = β/λ)
 * entropy (soft) control, temperature τ: λ = τ, c = 0 (Ziebart 2010; Haarnoja et al. 2017);
 * KL control, coefficient β: λ = β, c = 1, :math:`V = \beta\log\sum_a\pi_{ref}(a)e^{Q(a)/\beta}`
   (Todorov 2007; Rawlik et al. 2012; the LLM form of Clavier et al. 2025 and Zhou et al. 2025);
-* both ("entropy + KL"): same as entropy with temperature α+β and reward r + β log π_ref (MATH §3).
+* both ("entropy + KL"): same as entropy with temperature α+β and reward r + β log π_ref (docs/math.md §3).
 
 Every log-sum-exp is taken of u = (Q − max Q)/λ (no overflow as λ → 0) and, for KL with λ large
 against the spread of Q, in the form max Q + β log1p(Σ π_ref expm1(u)) (no cancellation as β → ∞):
@@ -49,7 +49,7 @@ NUMBA_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
 @dataclass(frozen=True)
 class Regulariser:
-    r"""The per-state regulariser of MATH.md §1–3: entropy weight ``temperature`` (α) and KL
+    r"""The per-state regulariser of docs/math.md §1–3: entropy weight ``temperature`` (α) and KL
     weight ``beta`` (β) to ``log_ref`` (log π_ref, shape ``(S, A)``; ``-inf`` excludes an action).
 
     ``lam`` = α + β (0 means hard control) and ``c`` = β/λ.
@@ -418,7 +418,7 @@ def _tree_backward_kernel(rew, ell, lse_ell, level_start, n_nodes, gamma, eos, l
 
 
 def tree_backward(rewards, ref_logits, lse_ref, level_start, gamma: float, eos, reg: Regulariser):
-    r"""Backward induction on a whole token tree (MATH.md §4), one level at a time, in one call:
+    r"""Backward induction on a whole token tree (docs/math.md §4), one level at a time, in one call:
 
     .. math::
         Q(s,a) = r(s,a) + \gamma V(s\cdot a)\quad(V = 0 \text{ after EOS or at length } H),\qquad

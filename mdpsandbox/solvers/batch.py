@@ -1,6 +1,6 @@
 r"""``solve_batch``: a stack of small MDPs solved exactly in one jitted call, parallel over the batch.
 
-Many small MDPs are dominated by Python overhead (MATH.md §11), so the whole solve loop — policy
+Many small MDPs are dominated by Python overhead (docs/math.md §11), so the whole solve loop — policy
 iteration with exact evaluation, or value iteration with the certified stop — runs inside numba,
 ``prange`` over MDPs. With ``NUMBA_DISABLE_JIT=1`` the same code runs as plain Python and gives
 the same numbers.

@@ -1,6 +1,6 @@
 r"""Exact dynamic programming: value iteration (certified stop), policy iteration (exact, sparse-aware
 evaluation), backward induction (finite horizon; token trees level by level in O(#edges)), and
-policy evaluation — each for hard, entropy-regularised and KL-regularised control (MATH.md §1–4).
+policy evaluation — each for hard, entropy-regularised and KL-regularised control (docs/math.md §1–4).
 
 Front door: :func:`solve`. Policy evaluation: :func:`evaluate`.
 """
@@ -153,7 +153,7 @@ def solve(env: Union[TabularMDP, TokenMDP], *, beta: Optional[float] = None,
     :math:`V^*_\tau = \tau\,\mathrm{LSE}(Q^*_\tau/\tau)`. ``beta=β``: KL-regularised to ``ref_policy``
     :math:`V^* = \beta\log\sum_a\pi_{ref}(a|s)e^{Q^*(s,a)/\beta}` (a TokenMDP uses its own
     reference unless ``ref_policy`` is given; a TabularMDP uses its ``ref_policy``). Both: entropy
-    + KL (MATH.md §3). In every case :math:`Q^*(s,a) = r(s,a) + \gamma\sum_{s'}P(s'|s,a)V^*(s')`.
+    + KL (docs/math.md §3). In every case :math:`Q^*(s,a) = r(s,a) + \gamma\sum_{s'}P(s'|s,a)V^*(s')`.
 
     method : ``"auto"`` (token tree or finite ``horizon`` → backward induction; γ ≥ 0.9 or γ = 1 →
         policy iteration; else value iteration), ``"vi"``, ``"pi"`` or ``"backward"``.
@@ -394,7 +394,7 @@ def _backward_tabular(env: TabularMDP, reg: Regulariser, H: int, terminal_value=
 
 
 def _solve_tree(env: TokenMDP, reg: Regulariser, ell: np.ndarray) -> Solution:
-    r"""Backward induction on the token tree, one level at a time (MATH.md §4):
+    r"""Backward induction on the token tree, one level at a time (docs/math.md §4):
     :math:`Q(s,a) = r(s,a) + \gamma V(s\cdot a)` (V = 0 past EOS or length H), then V and π from the
     level's Q — all inside one numba kernel (:func:`tree_backward`; one exp per edge, one log per
     node; the node's LSE ℓ_ref is cached on the env)."""

@@ -1,4 +1,4 @@
-r"""Exact GFlowNet flows and their soft-RL equivalence (MATH.md §8).
+r"""Exact GFlowNet flows and their soft-RL equivalence (docs/math.md §8).
 
 Target: sample terminal objects x with p(x) = R(x)/Z, Z = Σ_x R(x), by a forward policy P_F on a
 DAG (:class:`~mdpsandbox.envs.dag.DAG`) from s0.
@@ -176,7 +176,7 @@ def flows(env, log_reward, *, log_pb: LogPB = "uniform", log_reward_floor: Optio
     r"""Exact flows of R on ``env`` (a :class:`DAG`, or a :class:`TokenMDP` tree via
     :func:`tree_dag` with ``log_reward`` in ``env.leaves()`` order).
 
-    Reverse-topological recursion (MATH.md §8; Bengio et al. 2023, "GFlowNet foundations", Prop. on
+    Reverse-topological recursion (docs/math.md §8; Bengio et al. 2023, "GFlowNet foundations", Prop. on
     the flow induced by a backward policy)::
 
         log F(s) = LSE( [log R(s) if s can stop] ∪ {log F(s') + log P_B(s|s') : s→s'} )
@@ -378,7 +378,7 @@ def soft_rl_solve(env, log_reward, *, log_pb: LogPB = "uniform", gamma: float = 
 
 
 def kl_control_log_reward(env: TokenMDP, beta: float) -> np.ndarray:
-    r"""The GFlowNet reward of KL-regularised control on a token tree (MATH.md §4, §8):
+    r"""The GFlowNet reward of KL-regularised control on a token tree (docs/math.md §4, §8):
 
         log R(x) = log π_ref(x) + R_seq(x)/β,     x a complete sequence (``env.leaves()`` order)
 

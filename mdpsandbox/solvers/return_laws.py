@@ -1,4 +1,4 @@
-r"""Exact return laws on token trees and the Q♯ identity (MATH.md §4, §6, §7).
+r"""Exact return laws on token trees and the Q♯ identity (docs/math.md §4, §6, §7).
 
 On a token tree the reward-to-go of a fixed policy π after (s, a) is a *finite* discrete law
 
@@ -121,7 +121,7 @@ def return_distribution(tree: TokenMDP, policy=None) -> ReturnLaws:
     .. math:: Z^\pi(s,a) = r(s,a) + \gamma\,G^\pi(s\cdot a),\qquad G^\pi(s) = \sum_a\pi(a|s)Z^\pi(s,a),
 
     with G = δ_0 past EOS or length H; one vectorised pass per level (leaves up), merging equal
-    values. Z^π(s, a) is the law of Σ_{t≥h} γ^{t−h} r_t after taking a at s (MATH.md §4, §7).
+    values. Z^π(s, a) is the law of Σ_{t≥h} γ^{t−h} r_t after taking a at s (docs/math.md §4, §7).
 
     tree : :class:`TokenMDP`; policy : ``(n_nodes, V)`` (or with a prompt axis) probabilities.
     Returns :class:`ReturnLaws`. Refuses (TreeTooLargeError) trees whose laws would need more than
@@ -191,7 +191,7 @@ def return_distribution(tree: TokenMDP, policy=None) -> ReturnLaws:
 
 
 def qsharp_q(tree: TokenMDP, beta: float, laws: Optional[ReturnLaws] = None) -> np.ndarray:
-    r"""The Q♯ functional (Zhou et al. 2025; MATH.md §4, §6):
+    r"""The Q♯ functional (Zhou et al. 2025; docs/math.md §4, §6):
 
     .. math:: Q^\sharp(s,a) = \beta\log E_{z\sim Z^{\pi_{ref}}(s,a)}\,e^{z/\beta}
               = \beta\,\mathrm{LSE}_k\big(\log p_k + z_k/\beta\big)
@@ -223,7 +223,7 @@ def qsharp_q(tree: TokenMDP, beta: float, laws: Optional[ReturnLaws] = None) -> 
 
 
 def cd_policy(tree: TokenMDP, beta: float) -> np.ndarray:
-    r"""The CD / VAS baseline policy (MATH.md §6):
+    r"""The CD / VAS baseline policy (docs/math.md §6):
 
     .. math:: \pi^{CD}(a|s) \propto \pi_{ref}(a|s)\,\exp\big(Q^{\pi_{ref}}(s,a)/\beta\big)
 
@@ -307,7 +307,7 @@ def tabular_return_distribution(mdp: TabularMDP, policy, horizon: Optional[int] 
 
 @dataclass
 class JensenGapExample:
-    r"""Q♯ vs Q* on a tabular MDP with one stochastic transition (MATH.md §4).
+    r"""Q♯ vs Q* on a tabular MDP with one stochastic transition (docs/math.md §4).
 
     q_star ``(S, A)``: KL-regularised optimum (``solve``); q_sharp ``(S, A)``: β log E exp(Z/β)
     under π_ref; gap = q_sharp − q_star (> 0 exactly at the stochastic (state, action), 0 elsewhere
