@@ -250,10 +250,12 @@ def shiq_l0_fails(ctx: Context, betas, horizon, steps) -> None:
 
 
 @claim(id="shiq_l2_offsets", title="L2 is hurt by per-state logit offsets; L3 is exactly offset-invariant",
-       statement="Shifting by log π_ref (L2) leaves a residual of the order of the per-state offset c(s) = LSE ℓ_ref(s) "
+       statement="Shifting by log π_ref (L2) leaves a residual of the order of the per-state offset "
+                 "c(s) = LSE ℓ_ref(s) "
                  "at g = ℓ_ref even when r ≡ 0, so after a fixed budget of updates its policy error at the largest "
                  "offset scale is orders of magnitude above its error without offsets (not monotone in between: "
-                 "measured) and above L3's; shifting by the logits ℓ_ref (L3) makes the trajectory of g − ℓ_ref independent of "
+                 "measured) and above L3's; shifting by the logits ℓ_ref (L3) makes the trajectory of g − ℓ_ref "
+                 "independent of "
                  "c(s) (Clavier et al. 2025, ShiQ, 'improved initialisation').",
        citation="Clavier et al. (2025) ShiQ; docs/math.md §5 (L2, L3)", topic=TOPIC,
        assertions=("l3_offset_invariant", "l2_hurt_by_offsets", "l2_worse_than_l3"),
@@ -378,7 +380,8 @@ def shiq_multistep(ctx: Context, horizon, budget_full, budget_sample, budget_ada
     ctx.figure("curves", fig)
 
 
-@claim(id="shiq_reward_kl_frontier", title="No learned policy beats the exact reward–KL frontier; full-coverage ShiQ lies on it",
+@claim(id="shiq_reward_kl_frontier",
+       title="No learned policy beats the exact reward–KL frontier; full-coverage ShiQ lies on it",
        statement="For every β, E_π R − β KL(π‖π_ref) ≤ V*_β(root) with equality only at π*_β, so the exact optima "
                  "trace the reward–KL frontier; ShiQ, DRO and DPO trained on finite data land on or below it and "
                  "ShiQ with full coverage lands on it (Clavier et al. 2025, ShiQ, reward-vs-KL comparison; "
@@ -408,11 +411,13 @@ def shiq_reward_kl_frontier(ctx: Context, betas, steps, n_data) -> None:
              "shiq_full": "ShiQ, full coverage"}
     pts = {names[a]: (df.loc[df["alg"] == a, "kl"].to_numpy(), df.loc[df["alg"] == a, "reward"].to_numpy())
            for a in ("shiq", "dro", "dpo", "shiq_full")}
-    fig = plot_reward_kl(pts, frontier=(fk, fr), title=f"reward vs KL over β ∈ {{{', '.join(f'{b:g}' for b in betas)}}}")
+    grid = ", ".join(f"{b:g}" for b in betas)
+    fig = plot_reward_kl(pts, frontier=(fk, fr), title=f"reward vs KL over β ∈ {{{grid}}}")
     ctx.figure("frontier", fig)
 
 
-@claim(id="shiq_multistep_depth", title="ShiQ's advantage over one-step L3 (plain SGD) grows with the depth of the tree",
+@claim(id="shiq_multistep_depth",
+       title="ShiQ's advantage over one-step L3 (plain SGD) grows with the depth of the tree",
        statement="A sparse final reward reaches every position in one multi-step ShiQ update, while one-step L3 "
                  "bootstraps it back one level per wave of updates (Clavier et al. 2025, ShiQ, multi-step "
                  "consistency): with full-batch plain SGD (lr 3) from g = ℓ_ref the ratio (L3 updates)/(ShiQ "
@@ -423,7 +428,8 @@ def shiq_reward_kl_frontier(ctx: Context, betas, steps, n_data) -> None:
 def shiq_multistep_depth(ctx: Context, depths, budget) -> None:
     from mdpsandbox.sweeps import Sweep
 
-    df = ok_rows(ctx.sweep("runs", Sweep(task=multistep_cell, axes={"alg": ["shiq", "shiq_l3"], "horizon": list(depths)},
+    df = ok_rows(ctx.sweep("runs", Sweep(task=multistep_cell,
+                                         axes={"alg": ["shiq", "shiq_l3"], "horizon": list(depths)},
                                          fixed=dict(setting="sgd-full", optimizer="sgd", lr=3.0, steps=budget, batch=0,
                                                     vocab=3, beta=0.5, offset_scale=10.0, eval_every=25))))
     t = {(r["alg"], int(r["horizon"])): int(r["to_tight"]) for _, r in df.iterrows()}
