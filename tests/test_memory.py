@@ -24,3 +24,14 @@ def test_vectorised_garnet_has_distinct_successors_and_stochastic_rows():
     # successors uniform over states: each state is hit ≈ A·b times (Poisson), none systematically missed
     hits = np.bincount(P.indices, minlength=20000)
     assert abs(hits.mean() - 18.0) < 1e-9 and hits.std() < 6.0
+
+
+def test_policy_iteration_checks_its_memory_before_work(monkeypatch):
+    import mdpsandbox._memory as mem
+
+    mdp = ms.garnet(600, 4, 5, gamma=0.99, seed=0)        # sparse
+    monkeypatch.setattr(mem, "available_bytes", lambda: 10_000)
+    with pytest.raises(MemoryBudgetError, match="policy iteration"):
+        ms.solve(mdp, method="pi")
+    monkeypatch.undo()
+    assert ms.solve(mdp, method="pi").converged

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .._math import logsumexp
+from .._memory import check_memory
 from .._validate import check_distribution, check_int, check_positive, check_shape, normalise_rows
 from ..envs.tabular import TabularMDP
 from ..envs.token import TokenMDP, _check_tree_size
@@ -246,11 +247,25 @@ def solve(env: Union[TabularMDP, TokenMDP], *, beta: Optional[float] = None,
         method = "pi" if g >= 0.9 or vi_too_fine else "vi"
     if method == "vi":
         return _value_iteration(env, reg, tol, max_iter, v0)
+    check_memory(_pi_bytes(env), f"policy iteration on {env!r}")
     if policy0 is None and v0 is not None:
         q0 = q_backup(env.P2, env.R, env.gamma, v0)
         q0[env.terminal] = 0.0
         policy0 = reg.policy(q0)
     return _policy_iteration(env, reg, tol, max_iter, policy0)
+
+
+def _pi_bytes(env: TabularMDP) -> int:
+    """Working memory of policy iteration beyond the MDP itself: q, policy and their temporaries
+    (≈ 5 arrays of S·A float64), P_π and I − γP_π (sparse: ≈ 2 × 12 bytes per nonzero of the policy's
+    rows; dense: 2 S² float64), and a few S-vectors."""
+    S, A = env.n_states, env.n_actions
+    if env.is_sparse:
+        nnz_pi = int(np.ceil(env.P2.nnz / A)) * (1 if A == 1 else 2) + S
+        sys_bytes = 2 * 12 * nnz_pi
+    else:
+        sys_bytes = 2 * 8 * S * S
+    return 5 * 8 * S * A + sys_bytes + 10 * 8 * S
 
 
 def _finish(env: TabularMDP, reg: Regulariser, v: np.ndarray):
