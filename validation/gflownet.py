@@ -17,6 +17,8 @@ from scipy.special import gammaln
 import mdpsandbox as m
 from mdpsandbox._math import logsumexp
 from mdpsandbox.claims import Context, claim
+
+from ._common import torch_threads
 from mdpsandbox.plots import fit_loglog, plot_loglog
 from mdpsandbox.envs.dag import DAG, multiset_dag, random_log_reward, tree_dag
 from mdpsandbox.solvers.flows import (
@@ -144,28 +146,6 @@ def munchausen_soft_q(dag: DAG, log_reward, alpha: float, *, log_pb=None, scale:
         raise RuntimeError(f"Munchausen iteration did not reach tol={tol} in {max_iter} iterations (step {step:.3e})")
     V = logsumexp(Q, axis=1)
     return np.where(dag.valid, Q - V[:, None], -np.inf), k, step
-
-
-class torch_threads:
-    """Context manager: run torch with ``n`` intra-op threads, restoring the caller's setting after.
-    Tiny tabular models gain nothing from threads, and on a loaded 2-core machine the thread
-    hand-offs made each update ~16× slower (measured: 120 TB updates 6.3 s with 2 threads, 0.38 s with 1)."""
-
-    def __init__(self, n: int = 1):
-        self.n = n
-
-    def __enter__(self):
-        import torch
-
-        self.old = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-        return self
-
-    def __exit__(self, *exc):
-        import torch
-
-        torch.set_num_threads(self.old)
-        return False
 
 
 def _normalised(log_w: np.ndarray) -> np.ndarray:
