@@ -69,6 +69,11 @@ class Regulariser:
         return self.beta / self.lam if self.lam > 0 else 0.0
 
     @property
+    def omc(self) -> float:
+        """1 − c = τ/λ, computed as a quotient (``1 - c`` would lose its relative accuracy when τ ≪ β)."""
+        return self.temperature / self.lam if self.lam > 0 else 1.0
+
+    @property
     def is_hard(self) -> bool:
         return self.lam == 0.0
 
@@ -81,7 +86,7 @@ class Regulariser:
         overflow for every λ in [1e-300, 1e300] (:func:`soft_value_and_policy`)."""
         if self.is_hard:
             return np.max(q, axis=-1), self.policy(q)
-        return soft_value_and_policy(q, self.lam, self.c, self.log_ref, self.ref)
+        return soft_value_and_policy(q, self.lam, self.c, self.log_ref, self.ref, omc=self.omc)
 
     def value(self, q: np.ndarray) -> np.ndarray:
         r"""V(s) from Q(s, ·): max (hard) or :math:`\lambda\,\mathrm{LSE}(Q/\lambda + c\log\pi_{ref})`."""
@@ -148,7 +153,8 @@ def kl_terms(p: np.ndarray, ref: np.ndarray, logp: Optional[np.ndarray] = None,
 
 
 def soft_value_and_policy(q: np.ndarray, lam: float, c: float, log_ref: Optional[np.ndarray] = None,
-                          ref: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+                          ref: Optional[np.ndarray] = None, *, omc: Optional[float] = None
+                          ) -> tuple[np.ndarray, np.ndarray]:
     r"""The regularised per-state maximum (docs/math.md §2–3) along the last axis:
 
     .. math:: V = \lambda\,\mathrm{LSE}_a\big(Q_a/\lambda + c\log\pi_{ref}(a)\big),\qquad
@@ -156,18 +162,24 @@ def soft_value_and_policy(q: np.ndarray, lam: float, c: float, log_ref: Optional
 
     exact to round-off for every λ in [1e-300, 1e300] (Todorov 2007; Rawlik et al. 2012). Q is
     shifted by its maximum Q̄ over supp π_ref first, so u = (Q − Q̄)/λ ≤ 0 never overflows (λ → 0
-    gives the hard maximum on the support). For pure KL (c = 1) with a narrow spread
-    (max − min of u ≤ :data:`SMALL_SPREAD`, i.e. λ large) the value is
+    gives the hard maximum on the support). With a reference (c > 0) write
+    π_ref^c e^u = π_ref e^d, d = u − (1 − c) log π_ref; when d is small on the whole support
+    (max |d| ≤ :data:`SMALL_SPREAD`, i.e. λ large against the spread of Q and against τ|log π_ref|)
+    the value is
 
-    .. math:: V = \bar Q + \lambda\,\mathrm{log1p}\big(\textstyle\sum_a \pi_{ref}(a)\,\mathrm{expm1}(u_a)\big),
+    .. math:: V = \bar Q + \lambda\,\mathrm{log1p}\big(\textstyle\sum_a \pi_{ref}(a)\,\mathrm{expm1}(d_a)\big),
 
     which uses Σ π_ref = 1 exactly instead of recovering a tiny log from a sum ≈ 1: the naive
     β·LSE(log π_ref + Q/β) loses ~β·ε (β = 1e300 gave V = 0); this form tends to E_{π_ref} Q and
-    π → π_ref bitwise. ``log_ref``/``ref`` ``(…, A)`` (rows of ref summing to 1) are needed when c > 0.
-    Returns (v ``q.shape[:-1]``, policy ``q.shape``).
+    π → π_ref bitwise. For pure KL (c = 1) d = u. For entropy + KL with τ ≪ β, 1 − c = τ/λ must be
+    accurate: pass ``omc`` = τ/λ (the default ``1 - c`` has an absolute error ~ε, which λ = 1e12
+    turned into an error of 1e-4 in V). ``log_ref``/``ref`` ``(…, A)`` (rows of ref summing to 1) are
+    needed when c > 0. Returns (v ``q.shape[:-1]``, policy ``q.shape``).
     """
     q = np.asarray(q, dtype=np.float64)
     use_ref = c != 0.0
+    if omc is None:
+        omc = 1.0 - c
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         supp = np.isfinite(log_ref) if use_ref else np.ones(q.shape, dtype=bool)
         qmax = np.max(np.where(supp, q, -np.inf), axis=-1, keepdims=True)
@@ -178,12 +190,19 @@ def soft_value_and_policy(q: np.ndarray, lam: float, c: float, log_ref: Optional
         s = np.sum(e, axis=-1, keepdims=True)
         v = qmax + lam * (m + np.log(s))
         pol = e / s
-        if use_ref and c == 1.0:
-            qmin = np.min(np.where(supp, q, np.inf), axis=-1, keepdims=True)
-            narrow = (qmax - qmin) / lam <= SMALL_SPREAD
+        if use_ref:
+            if c == 1.0 or omc == 0.0:
+                qmin = np.min(np.where(supp, q, np.inf), axis=-1, keepdims=True)
+                narrow = (qmax - qmin) / lam <= SMALL_SPREAD
+                d = np.where(supp, u, 0.0)
+                if omc != 0.0:
+                    d = d - omc * np.where(supp, log_ref, 0.0)
+            else:
+                d = np.where(supp, u - omc * np.where(supp, log_ref, 0.0), 0.0)
+                narrow = np.max(np.abs(d), axis=-1, keepdims=True) <= SMALL_SPREAD
             if np.any(narrow):
                 r = np.exp(log_ref) if ref is None else ref
-                em1 = np.expm1(np.where(supp, u, 0.0))
+                em1 = np.expm1(np.where(narrow, d, 0.0))
                 x = np.sum(np.where(supp, r * em1, 0.0), axis=-1, keepdims=True)
                 v = np.where(narrow, qmax + lam * np.log1p(x), v)
                 pol = np.where(narrow, np.where(supp, r * (1.0 + em1), 0.0) / (1.0 + x), pol)
@@ -314,11 +333,22 @@ def _kl_term(p, ref, log_ref):
 
 @numba.njit(inline="always")
 def _soft_row(q, ell, lse, lam, c, pol, ref, have_ref, i):
+    """:func:`_soft_row_x` with 1 − c computed as ``1.0 - c`` (exact for pure KL, c = 1, and pure
+    entropy, c = 0; for entropy + KL pass τ/λ to :func:`_soft_row_x` instead — ``1.0 - c`` has an
+    absolute error of ~ε, i.e. a relative one of ε/(1 − c) when τ ≪ β)."""
+    return _soft_row_x(q, ell, lse, lam, c, 1.0 - c, pol, ref, have_ref, i)
+
+
+@numba.njit(inline="always")
+def _soft_row_x(q, ell, lse, lam, c, omc, pol, ref, have_ref, i):
     """V of state (row) i and its policy (written to ``pol[i]``) from Q ``q[i]`` (A,), reference logits
-    ``ell[i]`` (A,) with LSE ``lse`` (unused when c = 0): the two-branch form of
-    :func:`soft_value_and_policy` (shift by max Q on the support; log1p/expm1 when c = 1 and the
-    spread of Q/λ is ≤ SMALL_SPREAD). One exp per action. With ``have_ref`` the narrow branch
-    weighs by ``ref`` (π_ref itself, so π = π_ref bit for bit as β → ∞) instead of exp(ℓ − lse).
+    ``ell[i]`` (A,) with LSE ``lse`` (unused when c = 0), λ = τ + β, c = β/λ and ``omc`` = 1 − c = τ/λ
+    (passed separately: it must be accurate when τ ≪ β): the two-branch form of
+    :func:`soft_value_and_policy`. With a reference (c > 0), d_a = (Q_a − Q̄)/λ − (1 − c) log π_ref(a)
+    on the support; when max |d_a| ≤ SMALL_SPREAD (λ large against the spread of Q and τ|log π_ref|)
+    V = Q̄ + λ log1p(Σ π_ref expm1(d)) — which uses Σ π_ref = 1 and does not cancel — else the
+    max-shifted LSE. One exp per action. With ``have_ref`` the narrow branch weighs by ``ref``
+    (π_ref itself, so π = π_ref bit for bit as β → ∞) instead of exp(ℓ − lse).
     The 2-D arrays and the row index are passed, not row views: a view created inside a prange
     loop costs atomic reference counting (it made the tree kernel ~5x slower on 2 threads)."""
     A = q.shape[1]
@@ -335,13 +365,29 @@ def _soft_row(q, ell, lse, lam, c, pol, ref, have_ref, i):
         for a in range(A):
             qmax = max(qmax, q[i, a])
             qmin = min(qmin, q[i, a])
-    if c == 1.0 and (qmax - qmin) * inv <= 0.03125:  # SMALL_SPREAD
-        # branch-free: on the support u ∈ [−1/32, 0] already (the clamp is a no-op); off it π_ref = 0
+    narrow = False
+    if c == 1.0 or omc == 0.0:
+        narrow = (qmax - qmin) * inv <= 0.03125  # SMALL_SPREAD
+    elif use_ref:
+        # entropy + KL: π_ref^c e^u = π_ref e^d, d = u − (1 − c) log π_ref ∈ [u, −(1 − c) log π_ref]
+        dlo = 0.0
+        dhi = 0.0
+        for a in range(A):
+            if ell[i, a] > -np.inf:
+                d = (q[i, a] - qmax) * inv - omc * (ell[i, a] - lse)
+                dlo = min(dlo, d)
+                dhi = max(dhi, d)
+        narrow = dhi <= 0.03125 and dlo >= -0.03125
+    if narrow:
+        # branch-free: on the support d ∈ [−1/32, 1/32] already (the clamp is a no-op); off it π_ref = 0
         # and the clamp keeps expm1 finite, so the action adds exactly 0. The maps and the reduction
         # are separate loops so the maps vectorise (a float reduction does not, without reassociation).
         for a in range(A):
             r = ref[i, a] if have_ref else _exp_nonpos(ell[i, a] - lse)
-            pol[i, a] = r * _expm1_small(min(max((q[i, a] - qmax) * inv, -0.03125), 0.0))
+            d = (q[i, a] - qmax) * inv
+            if omc != 0.0:
+                d = d - omc * (ell[i, a] - lse) if ell[i, a] > -np.inf else d
+            pol[i, a] = r * _expm1_small(min(max(d, -0.03125), 0.03125))
         x = 0.0
         for a in range(A):
             x += pol[i, a]
@@ -374,7 +420,7 @@ def _soft_row(q, ell, lse, lam, c, pol, ref, have_ref, i):
 
 
 @numba.njit(parallel=True, fastmath=False, cache=True)
-def _tree_backward_kernel(rew, ell, lse_ell, level_start, n_nodes, gamma, eos, lam, c, q, v, pol):
+def _tree_backward_kernel(rew, ell, lse_ell, level_start, n_nodes, gamma, eos, lam, c, omc, q, v, pol):
     # Whole-tree backward induction on flat arrays: row p*N + i is node i of prompt p.
     # rew, ell, q, pol: (P*N, V); lse_ell, v: (P*N,). Level h (nodes level_start[h] + j) has
     # children level_start[h+1] + j*V + a; the last level and the EOS action have no child
@@ -414,7 +460,7 @@ def _tree_backward_kernel(rew, ell, lse_ell, level_start, n_nodes, gamma, eos, l
                 for a in range(V):
                     pol[i, a] = (1.0 / cnt) if q[i, a] >= m - tol else 0.0
                 continue
-            v[i] = _soft_row(q, ell, lse_ell[i], lam, c, pol, ell, False, i)
+            v[i] = _soft_row_x(q, ell, lse_ell[i], lam, c, omc, pol, ell, False, i)
 
 
 def tree_backward(rewards, ref_logits, lse_ref, level_start, gamma: float, eos, reg: Regulariser):
@@ -450,5 +496,5 @@ def tree_backward(rewards, ref_logits, lse_ref, level_start, gamma: float, eos, 
     PN = Pn * N
     _tree_backward_kernel(rewards.reshape(PN, V), ref_logits.reshape(PN, V), lse_ref.reshape(-1),
                           np.asarray(level_start, dtype=np.int64), N, float(gamma), -1 if eos is None else int(eos),
-                          lam, c, q.reshape(PN, V), v.reshape(PN), pol.reshape(PN, V))
+                          lam, c, float(reg.omc), q.reshape(PN, V), v.reshape(PN), pol.reshape(PN, V))
     return q, v, pol

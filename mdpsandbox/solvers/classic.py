@@ -198,6 +198,14 @@ def _log_weights(reg: Regulariser, S: int, A: int):
     w = np.ascontiguousarray(w, dtype=np.float64)
     mx = np.max(w, axis=1, keepdims=True)
     logW = (mx[:, 0] + np.log(np.sum(np.exp(w - mx), axis=1)))
+    if reg.beta > 0:
+        # entropy + KL: W = Σ π_ref^c = Σ π_ref e^{−(1−c) log π_ref}, so log W = log1p(Σ π_ref expm1(−(τ/λ) log π_ref))
+        # — every term ≥ 0 (no cancellation), and τ/λ is exact where 1 − c is not (λ log W ≈ τ H(π_ref) when τ ≪ β)
+        with np.errstate(invalid="ignore"):
+            e = -reg.omc * np.where(np.isfinite(reg.log_ref), reg.log_ref, 0.0)
+            ok = np.max(e, axis=1) <= 700.0
+            x = np.sum(np.where(np.isfinite(reg.log_ref), reg.ref * np.expm1(np.minimum(e, 700.0)), 0.0), axis=1)
+        logW = np.where(ok, np.log1p(x), logW)
     return w, np.ascontiguousarray(logW)
 
 

@@ -131,14 +131,12 @@ def make_regulariser(env, beta, temperature, ref_policy, *, need_log_ref: bool =
 
 
 def _value_scale(env: TabularMDP, reg: Regulariser) -> float:
-    """A priori bound on the round-off scale of V: (max|r| + τ log A [+ β max|log π_ref| with both τ
-    and β])/(1−γ). Pure KL values stay within max|r|/(1−γ) for every β and the backup is exact
+    """A priori bound on the round-off scale of V: (max|r| + τ log A)/(1−γ). Regularised values stay
+    within it for every β (0 ≤ KL, π_ref has KL 0, entropy ≤ log A) and the backup is exact for every
+    β and τ, entropy + KL with τ ≪ β included
     (:func:`~mdpsandbox.solvers.backups.soft_value_and_policy`), so β itself does not enter."""
     rmax = float(np.max(np.abs(env.R))) if env.R.size else 0.0
     extra = reg.temperature * math.log(env.n_actions)
-    if reg.beta > 0 and reg.temperature > 0:
-        finite = reg.log_ref[np.isfinite(reg.log_ref)]
-        extra += reg.beta * (float(np.max(np.abs(finite))) if finite.size else 0.0)
     horizon = 1.0 / (1.0 - env.gamma) if env.gamma < 1 else float(env.n_states)
     return (rmax + extra) * horizon + 1.0
 
