@@ -78,33 +78,63 @@ def test_mpi_with_m_1_is_value_iteration_and_warm_start_counts():
 
 
 @settings(deadline=None, max_examples=25)
-@given(tabular_mdps(max_states=6, max_actions=3, gamma=st.sampled_from([0.0, 0.5, 0.9, 0.99]), sparse=None))
-def test_lp_equals_policy_iteration_and_its_dual_is_the_occupancy(mdp):
+@given(tabular_mdps(max_states=6, max_actions=3, gamma=st.sampled_from([0.0, 0.5, 0.9, 0.99]), sparse=None),
+       st.sampled_from(["highs-ipm", "highs-ds"]))
+def test_lp_equals_policy_iteration_and_its_dual_is_the_occupancy(mdp, lp_method):
     exact = _exact_hard(mdp)
-    lp = solve_lp(mdp)
-    np.testing.assert_allclose(lp.v, exact.v, atol=1e-9 * (1 + np.abs(exact.v).max()))
-    np.testing.assert_allclose(lp.primal_v[~mdp.terminal], exact.v[~mdp.terminal],
-                               atol=1e-6 * (1 + np.abs(exact.v).max()))
-    # dual feasibility = the occupancy flow equations Σ_a x(s',a) − γ Σ P(s'|s,a) x(s,a) = w(s')
+    lp = solve_lp(mdp, lp_method=lp_method)
+    scale = 1 + np.abs(exact.v).max()
+    np.testing.assert_allclose(lp.v, exact.v, atol=1e-10 * scale, rtol=0)
+    np.testing.assert_allclose(lp.primal_v[~mdp.terminal], exact.v[~mdp.terminal], atol=1e-6 * scale)
     S, A = mdp.n_states, mdp.n_actions
-    x = lp.occupancy
-    inflow = np.asarray(mdp.P2.T @ x.ravel()).ravel() if sp.issparse(mdp.P2) else mdp.P2.T @ x.ravel()
     live = ~mdp.terminal
-    flow = x.sum(axis=1) - mdp.gamma * inflow
-    np.testing.assert_allclose(flow[live], lp.weights[live], atol=1e-7)
-    # and it equals ρ = (I − γP_πᵀ)^{-1} w of the optimal policy when the optimum is unique
-    q = exact.q
-    top2 = np.sort(q, axis=1)[:, -2:] if A > 1 else None
+
+    def flow(x):   # Σ_a x(s',a) − γ Σ_{s,a} P(s'|s,a) x(s,a), the dual's equality constraints
+        inflow = np.asarray(mdp.P2.T @ x.ravel()).ravel() if sp.issparse(mdp.P2) else mdp.P2.T @ x.ravel()
+        return x.sum(axis=1) - mdp.gamma * inflow
+
+    # the returned dual is feasible to round-off and complementary slack with V* (mass on greedy actions only)
+    x = lp.occupancy
+    assert np.all(x >= 0)
+    np.testing.assert_allclose(flow(x)[live], lp.weights[live], atol=1e-12 * (1 + lp.weights.sum() / (1 - mdp.gamma)))
+    gap = np.max(exact.q, axis=1, keepdims=True) - exact.q
+    assert np.all(x[gap > 1e-9 * scale] == 0)
+    # strong duality: Σ x r = wᵀV*, for the exact dual and for HiGHS's own multipliers
+    assert abs(float(np.sum(x * mdp.R)) - float(lp.weights @ exact.v)) < 1e-10 * scale / (1 - mdp.gamma)
+    assert abs(float(np.sum(lp.lp_occupancy * mdp.R)) - float(lp.weights @ exact.v)) < 1e-6 * scale
+    np.testing.assert_allclose(flow(lp.lp_occupancy)[live], lp.weights[live], atol=1e-7)
+    # with a unique optimum both equal ρ = (I − γ P_πᵀ)^{-1} w of the optimal policy (a direct solve here)
+    top2 = np.sort(exact.q, axis=1)[:, -2:] if A > 1 else None
     if A > 1 and np.all((top2[:, 1] - top2[:, 0])[live] > 1e-6):
-        act = np.argmax(q, axis=1)
+        act = np.argmax(exact.q, axis=1)
         pol = np.eye(A)[act]
         Ppi = np.asarray(mdp.policy_matrix(pol).todense()) if sp.issparse(mdp.P2) else mdp.policy_matrix(pol)
         Ppi = Ppi * live[:, None]
         rho = np.linalg.solve(np.eye(S) - mdp.gamma * Ppi.T, lp.weights)
-        np.testing.assert_allclose(x.sum(axis=1)[live], rho[live], atol=1e-6)
-        np.testing.assert_allclose(x[live][np.arange(live.sum()), act[live]], rho[live], atol=1e-6)
-    # strong duality: Σ x r = wᵀV*
-    assert abs(float(np.sum(x * mdp.R)) - float(lp.weights @ exact.v)) < 1e-6 * (1 + np.abs(exact.v).max())
+        np.testing.assert_allclose(x[live][np.arange(live.sum()), act[live]], rho[live], atol=1e-10 * (1 + rho.max()))
+        np.testing.assert_allclose(lp.lp_occupancy[live][np.arange(live.sum()), act[live]], rho[live], atol=1e-6)
+
+
+def test_lp_at_scale_uses_interior_point_and_stays_exact():
+    # the dual simplex needs minutes at S = 3000 (pivots grow with S·A); the IPM default is seconds,
+    # and the polish makes the answer exact: equal to policy iteration's
+    mdp = ms.garnet(600, 4, 5, gamma=0.99, seed=1, sparse=True)
+    exact = _exact_hard(mdp)
+    lp = solve_lp(mdp)
+    assert lp.lp_method == "highs-ipm"
+    np.testing.assert_allclose(lp.v, exact.v, atol=1e-10 * (1 + np.abs(exact.v).max()), rtol=0)
+    np.testing.assert_array_equal(np.argmax(lp.policy, axis=1), np.argmax(exact.policy, axis=1))
+    with pytest.raises(ValueError, match="lp_method"):
+        solve_lp(mdp, lp_method="simplex")
+
+
+def test_lp_refuses_an_unbounded_program():
+    # γ = 1 and a reward-1 self-loop with no exit: V(0) ≥ 1 + V(0) is infeasible
+    P = np.ones((1, 1, 1))
+    mdp = ms.TabularMDP(P, np.array([[1.0]]), gamma=1.0)
+    for m in ("highs-ipm", "highs-ds"):
+        with pytest.raises(ValueError, match="linear program of mdp is"):
+            solve_lp(mdp, lp_method=m)
 
 
 def _small():

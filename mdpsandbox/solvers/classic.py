@@ -30,10 +30,11 @@ import scipy.sparse.linalg as spla
 from .._validate import check_distribution, check_int, check_positive, check_shape
 from ..envs.tabular import TabularMDP
 from .backups import Regulariser, bellman_backup, q_backup
+from .krylov import solve_policy_system
 from .dp import ConvergenceWarning, Solution, _b, _evaluate_tabular, _finish, _t, make_regulariser
 
 __all__ = [
-    "modified_policy_iteration", "gauss_seidel_vi", "solve_lp", "LPSolution", "average_reward",
+    "modified_policy_iteration", "gauss_seidel_vi", "solve_lp", "LPSolution", "LP_METHODS", "average_reward",
     "AverageRewardSolution", "relative_value_iteration", "solve_ssp", "proper_policy", "recurrent_classes",
 ]
 
@@ -259,13 +260,19 @@ def gauss_seidel_vi(mdp: TabularMDP, *, beta: Optional[float] = None, temperatur
 class LPSolution(Solution):
     r"""A :class:`Solution` from the linear program, with its dual.
 
-    occupancy : ``(S, A)`` dual variables x(s,a) = the discounted state–action occupancy
-        :math:`\rho(s,a) = \sum_t\gamma^t P(s_t=s, a_t=a)` of an optimal policy started from
-        ``weights`` (the LP objective), as HiGHS returns them (to its feasibility tolerance).
+    occupancy : ``(S, A)`` an optimal dual solution x(s,a) = the discounted state–action occupancy
+        :math:`\rho(s,a) = \sum_t\gamma^t P(s_t=s, a_t=a)` of the returned optimal policy started from
+        ``weights``, computed exactly by one linear solve :math:`(I - \gamma P_\pi^\top D)\rho = w`
+        (dual-feasible by construction; complementary slack with ``v`` because it lives on greedy
+        actions, so it is dual-optimal up to round-off).
+    lp_occupancy : ``(S, A)`` HiGHS's own dual multipliers of the constraints (to its tolerances; equal
+        to ``occupancy`` when the optimal dual is unique).
     weights : ``(S,)`` the objective weights (the initial distribution of the dual).
-    lp_value : μᵀV of HiGHS's primal solution; lp_status : HiGHS's message.
+    lp_value : μᵀV of HiGHS's primal solution; lp_status : HiGHS's message; lp_method : the HiGHS
+        algorithm that produced it; lp_seconds / polish_seconds : time in HiGHS / in the exact polish.
     primal_v : ``(S,)`` HiGHS's primal V before the exact polish (``v`` is the exact value of the
         greedy policy by one linear solve, certified by one policy-improvement check).
+    polish_steps : policy-improvement steps of the polish (1 when HiGHS's greedy policy is optimal).
     """
 
     occupancy: Optional[np.ndarray] = None
@@ -273,9 +280,29 @@ class LPSolution(Solution):
     lp_value: float = float("nan")
     lp_status: str = ""
     primal_v: Optional[np.ndarray] = None
+    lp_occupancy: Optional[np.ndarray] = None
+    lp_method: str = ""
+    lp_seconds: float = 0.0
+    polish_seconds: float = 0.0
+    polish_steps: int = 0
 
 
-def solve_lp(mdp: TabularMDP, *, weights=None, tol: float = 1e-10) -> LPSolution:
+LP_METHODS = ("highs-ipm", "highs-ds", "highs")
+
+
+def _run_highs(c, A_ub, b_ub, bounds, tol: float, method: str):
+    """scipy's HiGHS on the primal LP; a non-optimal IPM answer other than a proven infeasible /
+    unbounded status (e.g. a numerical or iteration-limit stop) is retried with the dual simplex."""
+    from scipy.optimize import linprog
+
+    opts = {"primal_feasibility_tolerance": tol, "dual_feasibility_tolerance": tol}
+    res = linprog(c, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method=method, options=opts)
+    if res.status not in (0, 2, 3) and method == "highs-ipm":
+        res, method = linprog(c, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs-ds", options=opts), "highs-ds"
+    return res, method
+
+
+def solve_lp(mdp: TabularMDP, *, weights=None, tol: float = 1e-10, lp_method: str = "highs-ipm") -> LPSolution:
     r"""Hard control by linear programming (d'Epenoux 1963; Puterman 1994, §6.9), solved by HiGHS:
 
     .. math:: \min_V\ w^\top V\quad\text{s.t.}\quad V(s) \ge r(s,a) + \gamma\textstyle\sum_{s'}P(s'|s,a)V(s')
@@ -286,14 +313,23 @@ def solve_lp(mdp: TabularMDP, *, weights=None, tol: float = 1e-10) -> LPSolution
     primal optimum is V* at every state. ``weights`` defaults to ``mdp.initial`` if it is positive on
     every non-terminal state, else the uniform distribution over non-terminal states.
 
+    lp_method : HiGHS algorithm — ``"highs-ipm"`` (default: interior point, iterations nearly
+        independent of S), ``"highs-ds"`` (dual simplex; pivots grow with S·A, so its time grows
+        roughly cubically: minutes at S = 3000 on a sparse garnet) or ``"highs"`` (HiGHS's choice,
+        which picks the simplex on these LPs). The LP's V is only a starting point: ``v`` is the exact
+        value of its greedy policy, polished by policy-improvement steps until no action improves
+        (usually none), so the result is exact whatever the LP's tolerance.
+
     The entropy/KL problems are not linear programs (use :func:`mdpsandbox.solve`). γ = 1 is
     accepted when the LP is bounded (every policy proper, or an SSP — see :func:`solve_ssp`);
     an infeasible or unbounded LP raises ValueError with HiGHS's status.
     """
-    from scipy.optimize import linprog
+    import time
 
     mdp = _check_mdp(mdp)
     tol = check_positive(tol, "tol")
+    if lp_method not in LP_METHODS:
+        raise ValueError(f"lp_method must be one of {LP_METHODS}, got {lp_method!r}")
     S, A, g = mdp.n_states, mdp.n_actions, mdp.gamma
     live = ~mdp.terminal
     if weights is None:
@@ -308,24 +344,28 @@ def solve_lp(mdp: TabularMDP, *, weights=None, tol: float = 1e-10) -> LPSolution
     A_ub = (g * P2[rows] - E).tocsr()
     b_ub = -mdp.R.ravel()[rows]
     bounds = [(0.0, 0.0) if t else (None, None) for t in mdp.terminal]
-    res = linprog(w, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs",
-                  options={"primal_feasibility_tolerance": tol, "dual_feasibility_tolerance": tol})
+    t0 = time.perf_counter()
+    res, used = _run_highs(w, A_ub, b_ub, bounds, tol, lp_method)
+    t_lp = time.perf_counter() - t0
     if res.status != 0:
         kind = {2: "infeasible", 3: "unbounded"}.get(res.status, f"not solved (status {res.status})")
         raise ValueError(f"the linear program of mdp is {kind}: {res.message} (γ = {g:g}; at γ = 1 a "
                          "proper policy must exist and improper ones must have value −inf)")
+    t0 = time.perf_counter()
     v_lp = np.asarray(res.x, dtype=np.float64)
-    occ = np.zeros(S * A)
-    occ[rows] = -np.asarray(res.ineqlin.marginals, dtype=np.float64)
-    occ = np.maximum(occ, 0.0).reshape(S, A)
-    # exact polish: evaluate the greedy policy of the LP's V by one linear solve, then one improvement check
+    lp_occ = np.zeros(S * A)
+    lp_occ[rows] = -np.asarray(res.ineqlin.marginals, dtype=np.float64)
+    lp_occ = np.maximum(lp_occ, 0.0).reshape(S, A)
+    # exact polish: evaluate the greedy policy of the LP's V by one linear solve, then improvement checks
     reg = Regulariser()
     q = q_backup(mdp.P2, mdp.R, g, v_lp)
     q[mdp.terminal] = 0.0
     act = np.argmax(q, axis=1)
+    steps = 0
     for _ in range(S * A + 1):
         pol = np.eye(A)[act]
         v, _, _ = _evaluate_tabular(mdp, pol, reg)
+        steps += 1
         q = q_backup(mdp.P2, mdp.R, g, v)
         q[mdp.terminal] = 0.0
         best = np.max(q, axis=1)
@@ -337,9 +377,28 @@ def solve_lp(mdp: TabularMDP, *, weights=None, tol: float = 1e-10) -> LPSolution
     q, pol_out = _finish(mdp, reg, v)
     resid = float(np.max(np.abs(np.max(q, axis=1)[live] - v[live]))) if live.any() else 0.0
     bound = resid / (1 - g) if g < 1 else 0.0
+    # the exact dual: occupancy of the optimal deterministic policy from w (0 at terminal states)
+    # (I − γ P_πᵀ D) ρ = w: the transpose of the evaluation system, by the same certified Krylov solve
+    # (a sparse LU fills in on random graphs: 1.5 s at S = 3000)
+    pol = np.eye(A)[act]
+    P_pi = mdp.policy_matrix(pol)
+    keep = live.astype(np.float64)
+    if sp.issparse(P_pi):
+        Mt = (sp.identity(S, format="csr") - g * (sp.diags(keep) @ P_pi).T).tocsr()
+    else:
+        Mt = np.ascontiguousarray((P_pi * (-g * keep)[:, None]).T)
+        Mt.flat[:: S + 1] += 1.0
+    rho, _ = solve_policy_system(Mt, w, g)
+    rho = np.asarray(rho, dtype=np.float64)
+    if not np.all(np.isfinite(rho)):
+        raise ValueError("the occupancy solve failed: I − γP_πᵀ is singular (γ = 1 with an improper policy?)")
+    rho[mdp.terminal] = 0.0
+    occ = np.maximum(rho, 0.0)[:, None] * pol
+    t_pol = time.perf_counter() - t0
     return LPSolution(q, v, pol_out, resid, int(getattr(res, "nit", 0)), True, "lp", None, None, bound,
                       float(mdp.initial @ v), tol, occupancy=occ, weights=w, lp_value=float(res.fun),
-                      lp_status=str(res.message), primal_v=v_lp)
+                      lp_status=str(res.message), primal_v=v_lp, lp_occupancy=lp_occ, lp_method=used,
+                      lp_seconds=t_lp, polish_seconds=t_pol, polish_steps=steps)
 
 
 # ---------------------------------------------------------------------- chain structure
