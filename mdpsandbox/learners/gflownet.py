@@ -24,10 +24,13 @@ Off-policy training: :func:`sample_trajectories` draws from an exploratory *samp
 (tempered P_F mixed with ε-uniform); the losses always evaluate log P_F under the *policy* model,
 never the sampler (the sampler's log-probabilities are returned separately, for diagnostics).
 
-Two training paths, one loss code (:func:`gflownet_loss`):
+Two training paths through one front door (``mdpsandbox.learners.train``), one loss code
+(:func:`gflownet_loss`):
 
-* :func:`train_gflownet` — any :class:`DAG` (non-tree ones included) and any log R, with on-policy /
-  exploratory sampling or full enumeration, a :class:`TabularGFlowNet` or :class:`TreeModelGFlowNet`.
+* ``train("tb" | "db" | "subtb" | "fm" | "zvar", dag, log_reward=...)`` — any :class:`DAG` (non-tree
+  ones included) and any log R, with on-policy / exploratory sampling or full enumeration, a
+  :class:`TabularGFlowNet` or :class:`TreeModelGFlowNet`; :func:`train_gflownet` is a thin wrapper of it
+  returning the :class:`GFlowNetResult` (``.raw``).
 * the shared trainer, ``mdpsandbox.learners.train("tb" | "db" | "subtb" | "fm" | "zvar", token_env,
   beta=β, model=...)`` (and ``mdpsandbox learn tb``): the tree model of the Learners I framework
   wrapped by :class:`TreeModelGFlowNet` on ``tree_dag(env)`` with the KL-control reward
@@ -488,13 +491,43 @@ def train_gflownet(env, log_reward, config: Optional[GFlowNetConfig] = None, *,
                    model: Optional[GFlowNetModel] = None, log_reward_floor: Optional[float] = None,
                    callback: Optional[Callable[[int, GFlowNetModel], None]] = None, **overrides) -> GFlowNetResult:
     r"""Train a GFlowNet on ``env`` (a :class:`DAG` or a single-prompt TokenMDP tree) towards
-    p(x) = R(x)/Z and report the exact TV(p_F, R/Z) along the way (mass pushed forward).
+    p(x) = R(x)/Z and report the exact TV(p_F, R/Z) along the way (mass pushed forward) — a thin
+    wrapper of ``train(loss, as_dag(env), log_reward=log_reward, config=config, model=model,
+    log_reward_floor=..., callback=..., **overrides).raw`` (:func:`mdpsandbox.learners.train`, the one
+    training front door; its TrainResult also holds the learned arrays next to the exact flows).
 
     Each update: draw a batch (``sampling="on_policy"``: from the exploratory sampler of the current
-    P_F, detached; ``"enumerate"``: all trajectories), evaluate the chosen loss with log P_F *of the
-    model* and take one Adam step. ``config`` fields can be overridden by keyword.
+    P_F, detached; ``"enumerate"``: all trajectories), evaluate the chosen loss (TB, DB, SubTB(λ), FM or
+    ZVar, :func:`gflownet_loss`) with log P_F *of the model* and take one Adam step. ``config`` fields
+    can be overridden by keyword (``ValueError`` naming unknown ones); the seed and the progress flag
+    are the config's (``train``'s own defaults would replace them). ``callback(step, model)`` runs after
+    every update. Returns :class:`GFlowNetResult`.
     """
+    from .trainer import train
+
+    if config is not None and not isinstance(config, GFlowNetConfig):
+        raise ValueError(f"config must be a GFlowNetConfig, got {type(config).__name__}")
+    fields = set(GFlowNetConfig.__dataclass_fields__)
+    unknown = set(overrides) - fields
+    if unknown:
+        raise ValueError(f"unknown options for train_gflownet: {sorted(unknown)} (GFlowNetConfig fields: "
+                         f"{sorted(fields)})")
     cfg = replace(config or GFlowNetConfig(), **overrides)
+    if cfg.loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
+    return train(cfg.loss, as_dag(env), log_reward=log_reward, config=cfg, model="tabular" if model is None else model,
+                 seed=cfg.seed, progress=cfg.progress, log_reward_floor=log_reward_floor, callback=callback).raw
+
+
+def _train_gflownet_engine(env, log_reward, cfg: GFlowNetConfig, *, model: Optional[GFlowNetModel] = None,
+                           log_reward_floor: Optional[float] = None,
+                           callback: Optional[Callable[[int, GFlowNetModel], None]] = None,
+                           dtype: torch.dtype = torch.float64) -> GFlowNetResult:
+    """The GFlowNet training loop behind ``train("tb" | "db" | "subtb" | "fm" | "zvar", dag, ...)`` (and so
+    :func:`train_gflownet`): validates ``cfg`` before any work, builds the exact flows of the task and a
+    :class:`TabularGFlowNet` (``dtype``) unless ``model`` is given, then runs ``cfg.n_steps`` Adam updates."""
+    if not isinstance(cfg, GFlowNetConfig):
+        raise ValueError(f"config must be a GFlowNetConfig, got {type(cfg).__name__}")
     if cfg.loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
     if cfg.sampling not in ("on_policy", "enumerate"):
@@ -513,7 +546,7 @@ def train_gflownet(env, log_reward, config: Optional[GFlowNetConfig] = None, *,
     dag = as_dag(env)
     exact = flows(dag, log_reward, log_pb=cfg.log_pb, log_reward_floor=log_reward_floor)
     if model is None:
-        model = TabularGFlowNet(dag)
+        model = TabularGFlowNet(dag, dtype=dtype)
     elif model.dag is not dag and (model.dag.n_states, model.dag.n_actions) != (dag.n_states, dag.n_actions):
         raise ValueError("model was built for a different DAG")
     dtype = next(model.parameters()).dtype
@@ -600,8 +633,8 @@ ALGORITHMS = {f"gflownet-{name}": GFlowNetConfig(loss=name) for name in LOSSES}
 # ---------------------------------------------------------------------- shared trainer (token trees)
 # ``mdpsandbox.learners.train("tb", token_env, beta=β, model=...)``: the GFlowNet with reward
 # R(x) = π_ref(x) exp(R_seq(x)/β) (KL-control ≡ GFlowNet, docs/math.md §8) on the TreeDAG of the env, the
-# tree model wrapped by TreeModelGFlowNet and the loss computed by gflownet_loss — the same code as
-# train_gflownet. Its fixed point is P_F = π*_β (softmax of the model's logits: convention "policy")
+# tree model wrapped by TreeModelGFlowNet and the loss computed by gflownet_loss — the same loss code as
+# the DAG path. Its fixed point is P_F = π*_β (softmax of the model's logits: convention "policy")
 # and log Z = V*(root)/β.
 
 @dataclass
@@ -764,21 +797,35 @@ def _is_dag(env, kwargs) -> bool:
 
 
 def _dag_door(env, *, name, beta=None, model="tabular", data="full", steps=None, lr=None, optimizer="auto", seed=0,
-              eval_every=None, progress=True, batch_size=None, dtype=None, solution=None, log_reward=None,
-              config: Optional["GFlowNetConfig"] = None, **fields):
-    """``train("tb" | "db" | "subtb" | "fm" | "zvar", dag, log_reward=...)`` → :func:`train_gflownet`, as a
-    TrainResult: learned ``log_pf`` / ``log_z`` / ``terminating`` (and ``log_flow`` for DB/SubTB) next to
-    the exact :func:`~mdpsandbox.solvers.flows.flows`."""
+              eval_every=None, progress=True, batch_size=None, dtype=torch.float64, solution=None, log_reward=None,
+              config: Optional["GFlowNetConfig"] = None, log_reward_floor: Optional[float] = None,
+              callback: Optional[Callable[[int, "GFlowNetModel"], None]] = None, **fields):
+    """``train("tb" | "db" | "subtb" | "fm" | "zvar", dag, log_reward=..., ...)``: runs the GFlowNet engine
+    (:func:`_train_gflownet_engine`, the loop of :func:`train_gflownet`) and returns a TrainResult: learned
+    ``log_pf`` / ``log_z`` / ``terminating`` (and ``log_flow`` for DB/SubTB) next to the exact
+    :func:`~mdpsandbox.solvers.flows.flows`; ``raw`` is the :class:`GFlowNetResult`.
+
+    Options: ``config=GFlowNetConfig(...)`` and any of its fields as keywords (``steps`` → ``n_steps``;
+    ``lr``, ``batch_size``, ``eval_every``, ``seed``, ``progress`` as in ``train``), ``model`` =
+    ``"tabular"`` (a :class:`TabularGFlowNet` of ``dtype``) or a :class:`GFlowNetModel`,
+    ``log_reward_floor``, ``callback(step, model)``. The algorithm name is the loss."""
     from .trainer import TrainResult, _flag
 
     loss = name.replace("gflownet-", "")
     if log_reward is None:
         raise ValueError(f"train({name!r}, dag) needs log_reward= (an (n_objects,) array of log R(x)), e.g. "
                          "mdpsandbox.envs.dag.random_log_reward(dag, seed=0)")
-    for arg, val, default in (("data", data, "full"), ("optimizer", optimizer, "auto"), ("beta", beta, None)):
-        if not (val is default or val == default):
+    for arg, val, default in (("data", data, "full"), ("optimizer", optimizer, "auto"), ("beta", beta, None),
+                              ("solution", solution, None)):
+        if not (val is default or (isinstance(val, str) and val == default)):
             raise ValueError(f"{arg} is not used by {name} on a DAG (Adam on sampled or enumerated trajectories); "
                              f"got {arg}={val!r}")
+    if config is not None and not isinstance(config, GFlowNetConfig):
+        raise ValueError(f"config must be a GFlowNetConfig, got {type(config).__name__}")
+    if "loss" in fields and fields["loss"] != loss:
+        raise ValueError(f"loss={fields['loss']!r} contradicts the algorithm name {name!r} (the name is the loss)")
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be a callable (step, model) -> None, got {callback!r}")
     upd = dict(fields, loss=loss, seed=seed, progress=bool(progress))
     if steps is not None:
         upd["n_steps"] = steps
@@ -791,11 +838,13 @@ def _dag_door(env, *, name, beta=None, model="tabular", data="full", steps=None,
     known = set(GFlowNetConfig.__dataclass_fields__)
     bad = set(upd) - known
     if bad:
-        raise ValueError(f"unknown options for {name} on a DAG: {sorted(bad)} (GFlowNetConfig fields: {sorted(known)})")
-    gmodel = None if model == "tabular" else model
+        raise ValueError(f"unknown options for {name} on a DAG: {sorted(bad)} (GFlowNetConfig fields: {sorted(known)}; "
+                         "also log_reward_floor, callback)")
+    gmodel = None if model is None or (isinstance(model, str) and model == "tabular") else model
     if gmodel is not None and not isinstance(gmodel, GFlowNetModel):
         raise ValueError(f"model must be 'tabular' or a GFlowNetModel for {name} on a DAG, got {model!r}")
-    res = train_gflownet(env, log_reward, config, model=gmodel, **upd)
+    res = _train_gflownet_engine(env, log_reward, replace(config or GFlowNetConfig(), **upd), model=gmodel,
+                                 log_reward_floor=log_reward_floor, callback=callback, dtype=dtype)
     ex = res.exact
     history = [{"step": int(s), "loss": float(res.losses[min(int(s), len(res.losses) - 1)]), "tv": float(t),
                 "log_z": float(z), "log_z_error": abs(float(z) - float(ex.log_z))}

@@ -23,7 +23,8 @@ Layout (rlax-style pure math first, then the readable algorithm):
   :class:`CDHead` (scalar regression, same models).
 * Data (Algorithm 1): :func:`qsharp_rollouts` — roll in with the guided policy for h−1 steps
   (h uniform on 1..H), then π_ref; every later (prefix, token) labelled with its reward-to-go.
-* Training: :func:`train_qsharp` (Q♯ and CD on the *same* aggregated data, round by round).
+* Training: ``train("qsharp", env, rounds=...)`` / its thin wrapper :func:`train_qsharp` (Q♯ and CD
+  on the *same* aggregated data, round by round).
 * Evaluation: :func:`policy_report` — exact J(π) = E_π R − β KL(π‖π_ref), E_π R and KL by pushing
   mass on the tree (:func:`mdpsandbox.evaluate`), next to π* from :func:`mdpsandbox.solve`.
 """
@@ -469,35 +470,56 @@ def _is_bernoulli(env) -> bool:
 def train_qsharp(env, beta: float, *, kind: str = "auto", atoms=None, model: str = "tabular",
                  n_rounds: int = 4, n_per_round: int = 512, steps: int = 300, lr: float = 0.1,
                  seed: int = 0, progress: bool = False) -> QSharpResult:
-    r"""Q♯ (Zhou et al. 2025, Algorithm 1) and the CD/VAS baseline on the same data.
+    r"""Q♯ (Zhou et al. 2025, Algorithm 1) and the CD/VAS baseline on the same data — a thin wrapper of
+    ``train("qsharp", env, beta=beta, head=kind, atoms=atoms, model=model, rounds=n_rounds,
+    n_per_round=n_per_round, steps=steps, lr=lr, seed=seed, progress=progress).raw``
+    (:func:`mdpsandbox.learners.train`, the one training front door; its TrainResult also holds the
+    learned Q̂ and guided policy next to the exact Q* and π*).
 
     Round k = 0..n_rounds−1: collect ``n_per_round`` episodes with :func:`qsharp_rollouts`, rolling in
     with the current Q♯-guided policy (round 0: π_ref), aggregate with all earlier rounds, refit the
-    Q♯ head by maximum likelihood and the CD head by squared loss (both on all data), and record the
-    exact J, E R and KL of both guided policies (:func:`policy_report`).
+    Q♯ head by maximum likelihood and the CD head by squared loss (both on all data, ``steps`` full-batch
+    Adam steps of size ``lr``, :func:`fit_head`), and record the exact J, E R and KL of both guided
+    policies (:func:`policy_report`).
 
     kind : ``"auto"`` (Bernoulli when every complete sequence pays 0 or 1, else histogram),
-        ``"bernoulli"`` or ``"histogram"`` (needs ``atoms`` containing every reward-to-go).
+        ``"bernoulli"`` or ``"histogram"`` (needs ``atoms`` containing every reward-to-go; ``train`` with
+        ``head="histogram"`` defaults them to the exact reward-to-go support instead).
+    Returns :class:`QSharpResult`; the seed and the progress flag keep this function's defaults
+    (``train``'s own would replace them).
     """
-    from ..solvers.dp import solve
+    from .trainer import train
 
-    env = _check_qsharp_env(env)
-    beta = _check_beta(beta)
+    if kind not in ("auto", "bernoulli", "histogram"):
+        raise ValueError(f"kind must be 'auto', 'bernoulli' or 'histogram', got {kind!r}")
     n_rounds = check_int(n_rounds, "n_rounds")
-    n_per_round = check_int(n_per_round, "n_per_round")
     if kind == "auto":
-        kind = "bernoulli" if atoms is None and _is_bernoulli(env) else "histogram"
+        kind = "bernoulli" if atoms is None and _is_bernoulli(_check_qsharp_env(env)) else "histogram"
     if kind == "histogram" and atoms is None:
         raise ValueError("kind='histogram' needs atoms (K,) that contain every reward-to-go")
+    return train("qsharp", env, beta=beta, head=kind, atoms=atoms, model=model, rounds=n_rounds,
+                 n_per_round=n_per_round, steps=steps, lr=lr, seed=seed, progress=progress).raw
+
+
+def _train_qsharp_engine(env, beta: float, kind: str, atoms, model, n_rounds: int, n_per_round: int, steps: int,
+                         lr: float, seed: int, progress: bool, solution=None) -> QSharpResult:
+    """The Algorithm-1 loop behind ``train("qsharp", env, rounds=...)`` (and so :func:`train_qsharp`):
+    ``kind`` ``"bernoulli"`` | ``"histogram"`` (with ``atoms``), arguments validated by the caller;
+    ``solution`` = ``solve(env, beta=beta)`` when already computed."""
+    from ..solvers.dp import solve
+
     head = QSharpHead(env, kind, atoms=atoms, model=model, seed=seed)
     cd = CDHead(env, model=model, seed=seed)
-    opt = policy_report(env, solve(env, beta=beta).policy, beta)
+    sol = solve(env, beta=beta) if solution is None else solution
+    opt = policy_report(env, sol.policy, beta)
     data, history = RewardToGo.empty(), []
     rounds = range(n_rounds)
     if progress:
+        import sys
+
         from tqdm.auto import tqdm
 
-        rounds = tqdm(rounds, desc="Q♯ rounds", leave=False)
+        rounds = tqdm(rounds, desc="Q♯ rounds", leave=False, disable=not sys.stderr.isatty())
     for k in rounds:
         roll_in = None if k == 0 else head.policy(beta)
         data = data.concat(qsharp_rollouts(env, roll_in, n_per_round, seed=seed * 100_003 + k, round_index=k))
@@ -624,7 +646,9 @@ def _qsharp_door(env, *, name, beta=None, model="tabular", data="full", steps=No
                  seed=0, eval_every=None, progress=True, batch_size=None, dtype=None, solution=None, head=None,
                  atoms=None, rounds=None, n_per_round=512, **unknown):
     """``train("qsharp", env, head=..., atoms=..., rounds=...)``: the histogram head (default on trees whose
-    rewards are not 0/1; atoms default to the exact reward-to-go support) and/or Algorithm 1 rounds."""
+    rewards are not 0/1; atoms default to the exact reward-to-go support) and/or Algorithm 1 rounds
+    (:func:`_train_qsharp_engine`, Q♯ and CD on the same data; ``raw`` = :class:`QSharpResult`, what
+    :func:`train_qsharp` returns). Every argument is checked before any work."""
     import torch
 
     from ..solvers.dp import solve
@@ -634,6 +658,8 @@ def _qsharp_door(env, *, name, beta=None, model="tabular", data="full", steps=No
 
     if unknown:
         raise ValueError(f"unknown options for qsharp: {sorted(unknown)} (head, atoms, rounds, n_per_round)")
+    if dtype is not None and dtype != torch.float64:
+        raise ValueError(f"dtype must be torch.float64 for qsharp with head=/rounds= (float64 heads), got {dtype!r}")
     for arg, val, default in (("data", data, "full"), ("batch_size", batch_size, None)):
         if not (val is default or val == default):
             raise ValueError(f"{arg} is not used by qsharp with head=/rounds= (exact laws or Algorithm-1 rollouts); "
@@ -641,8 +667,14 @@ def _qsharp_door(env, *, name, beta=None, model="tabular", data="full", steps=No
     if optimizer not in ("auto", "adam", "lbfgs"):
         raise ValueError(f"qsharp with head=/rounds= fits its heads with 'adam' or 'lbfgs' (population fit); "
                          f"got optimizer={optimizer!r}")
+    if rounds is not None and optimizer == "lbfgs":
+        raise ValueError("optimizer='lbfgs' is not used by qsharp with rounds= (each round refits both heads with "
+                         "full-batch Adam, fit_head); got optimizer='lbfgs'")
     env = _check_qsharp_env(env)
     beta = DEFAULT_BETA if beta is None else _check_beta(beta)
+    if rounds is not None:
+        rounds = check_int(rounds, "rounds")
+        n_per_round = check_int(n_per_round, "n_per_round")
     # the population fit is a deterministic full-batch loss: L-BFGS unless an lr / Adam is asked for
     lbfgs = rounds is None and (optimizer == "lbfgs" or (optimizer == "auto" and lr is None))
     steps = (10 if lbfgs else 300) if steps is None else check_int(steps, "steps")
@@ -657,6 +689,21 @@ def _qsharp_door(env, *, name, beta=None, model="tabular", data="full", steps=No
     if head == "histogram" and atoms is None:
         support = np.unique(return_distribution(env).edge_values)
         atoms = support if support.size >= 2 else np.array([support[0], support[0] + 1.0])
+    elif head == "histogram":
+        from ..solvers.distributional import check_atoms
+
+        check_atoms(atoms, "atoms", even=False)
+    elif atoms is not None:
+        raise ValueError("atoms is only used by the histogram head (head='histogram')")
+    from .models import MODELS
+
+    allowed = ("tabular", "mlp") if head == "histogram" else MODELS
+    # a model instance: the Bernoulli population fit trains it in place; Algorithm 1 builds two heads (Q♯, CD)
+    instance_ok = head == "bernoulli" and rounds is None and not isinstance(model, str)
+    if not (instance_ok or (isinstance(model, str) and model in allowed)):
+        raise ValueError(f"model for the {head} head of qsharp must be one of {allowed}"
+                         f"{' or a TreeModel instance' if head == 'bernoulli' and rounds is None else ''}, "
+                         f"got {model!r}")
     sol = solve(env, beta=beta) if solution is None else solution
 
     def metrics(h, step, loss):
@@ -701,10 +748,9 @@ def _qsharp_door(env, *, name, beta=None, model="tabular", data="full", steps=No
                 break
         raw = qhead
     else:
-        rounds = check_int(rounds, "rounds")
         steps_run = steps
-        raw = train_qsharp(env, beta, kind=head, atoms=atoms, model=model, n_rounds=rounds, n_per_round=n_per_round,
-                           steps=steps, lr=lr, seed=seed, progress=progress)
+        raw = _train_qsharp_engine(env, beta, head, atoms, model, rounds, n_per_round, steps, lr, seed, progress,
+                                   solution=sol)
         qhead = raw.qsharp
         for rec in raw.history:
             history.append({**metrics(qhead, rec["round"], float("nan")), "n_data": rec["n_data"],
