@@ -190,6 +190,36 @@ def _gs_sweep(indptr, indices, data, R, gamma, v, lam, logw, logW, terminal):
     return diff
 
 
+@numba.njit(cache=True)
+def _gs_sweep_dense(P2, R, gamma, v, lam, logw, logW, terminal):
+    """:func:`_gs_sweep` on a dense ``(S·A, S)`` transition array (no CSR copy of a dense P)."""
+    S, A = R.shape
+    q = np.empty(A)
+    diff = 0.0
+    for s in range(S):
+        if terminal[s]:
+            v[s] = 0.0
+            continue
+        for a in range(A):
+            row = s * A + a
+            acc = 0.0
+            for j in range(S):
+                acc += P2[row, j] * v[j]
+            q[a] = R[s, a] + gamma * acc
+        if lam == 0.0:
+            new = q[0]
+            for a in range(1, A):
+                if q[a] > new:
+                    new = q[a]
+        else:
+            new = _stable_value(q, lam, logw[s], logW[s])
+        d = abs(new - v[s])
+        if d > diff:
+            diff = d
+        v[s] = new
+    return diff
+
+
 def _log_weights(reg: Regulariser, S: int, A: int):
     """(w, log W) with w = c·log π_ref (0 without KL) and W = Σ_a e^{w_a}, per state."""
     if reg.beta > 0 and reg.temperature == 0:
@@ -220,7 +250,7 @@ def gauss_seidel_vi(mdp: TabularMDP, *, beta: Optional[float] = None, temperatur
     (max, or λ·LSE with the KL/entropy regulariser, computed without cancellation at any λ).
     The Gauss–Seidel operator is a γ-contraction in sup-norm with the fixed point V*, so the stop
     ‖V_{k+1} − V_k‖∞ < tol(1−γ)/(2γ) certifies ‖V_{k+1} − V*‖∞ < tol/2 (reported as ``bound``).
-    One numba kernel per sweep over the CSR rows of P (dense P is converted once).
+    One numba kernel per sweep over the CSR rows of a sparse P, or the rows of a dense P in place.
     """
     mdp = _check_mdp(mdp)
     tol = check_positive(tol, "tol")
@@ -230,15 +260,23 @@ def gauss_seidel_vi(mdp: TabularMDP, *, beta: Optional[float] = None, temperatur
     thr = _vi_threshold(mdp, reg, tol, "gauss_seidel_vi")
     S, A = mdp.n_states, mdp.n_actions
     v = _check_v0(v0, S)
-    P = mdp.P2 if sp.issparse(mdp.P2) else sp.csr_matrix(mdp.P2)
-    P = sp.csr_matrix(P, dtype=np.float64)
-    P.sort_indices()
+    if sp.issparse(mdp.P2):
+        P = sp.csr_matrix(mdp.P2, dtype=np.float64)
+        P.sort_indices()
+
+        def sweep(v):
+            return _gs_sweep(P.indptr, P.indices, P.data, R, mdp.gamma, v, reg.lam, w, logW, term)
+    else:
+        P = np.ascontiguousarray(mdp.P2, dtype=np.float64)
+
+        def sweep(v):
+            return _gs_sweep_dense(P, R, mdp.gamma, v, reg.lam, w, logW, term)
     w, logW = _log_weights(reg, S, A)
     R = np.ascontiguousarray(mdp.R, dtype=np.float64)
     term = np.ascontiguousarray(mdp.terminal)
     it, cap, converged = 0, max_iter, False
     while True:
-        diff = _gs_sweep(P.indptr, P.indices, P.data, R, mdp.gamma, v, reg.lam, w, logW, term)
+        diff = sweep(v)
         it += 1
         if diff < thr:
             converged = True
