@@ -62,6 +62,63 @@ def test_categorical_cross_entropy_gradient_is_softmax_minus_target():
     np.testing.assert_allclose(th.grad.numpy(), p - target, atol=1e-13)
 
 
+@pytest.mark.parametrize("alpha", [0.0, 1e-9, 0.3, 0.999999])
+def test_categorical_mirror_step_is_the_mixture_step_on_probabilities(alpha):
+    # softmax(θ') = (1 − α) softmax θ + α η̂ exactly, with zeros in η̂ and a logit far below the others
+    rng = np.random.default_rng(4)
+    theta = rng.normal(size=(3, 7)) * 3
+    theta[0, 2] = -800.0  # softmax underflows to 0 in float64: the log-space branch
+    target = rng.dirichlet(np.ones(7), size=3)
+    target[1, :3] = 0.0
+    target[1] /= target[1].sum()
+    out = dtd.categorical_mirror_step(theta, target, alpha)
+    assert np.all(np.isfinite(out))
+    p = np.exp(theta - theta.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    np.testing.assert_allclose(np.exp(out), (1 - alpha) * p + alpha * target, rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(np.exp(out).sum(1), 1.0, atol=1e-14)
+
+
+def test_categorical_mirror_step_linearises_to_the_natural_gradient_step():
+    # Fisher of the softmax in logits F = diag(p) − pp^T; F δ = p − η̂ for δ = 1 − η̂/p, and the mirror step
+    # is θ − lse θ − α δ + O(α²)
+    rng = np.random.default_rng(5)
+    theta, target = rng.normal(size=(2, 6)), rng.dirichlet(np.ones(6), size=2)
+    p = np.exp(theta) / np.exp(theta).sum(1, keepdims=True)
+    delta = 1 - target / p
+    for x in range(2):
+        F = np.diag(p[x]) - np.outer(p[x], p[x])
+        np.testing.assert_allclose(F @ delta[x], p[x] - target[x], atol=1e-14)
+    lse = np.log(np.exp(theta).sum(1, keepdims=True))
+    for alpha in (1e-3, 1e-4):
+        out = dtd.categorical_mirror_step(theta, target, alpha)
+        # second-order remainder of log(1 + α u), u = η̂/p − 1: |rest| ≤ α² u²/(2(1 − α|u|)²)
+        u = target / p - 1
+        bound = alpha**2 * u**2 / (2 * (1 - alpha * np.abs(u)) ** 2) + 1e-14
+        assert np.all(np.abs(out - (theta - lse - alpha * delta)) <= bound)
+    with pytest.raises(ValueError, match="alpha"):
+        dtd.categorical_mirror_step(theta, target, 1.0)
+
+
+def test_logit_mirror_path_is_ctd_with_steps_alpha_k_plus_1():
+    # the default logit learner = the CTD mixture on the same draws with α_{k+1} = c/(c + (1 − γ)(k + 1))
+    P, r = small_mrp(2)
+    gamma, K = 0.9, 200
+    cfg = dtd.TDConfig(n_iterations=K, seed=3)
+    res = dtd.categorical_td(P, r, gamma, np.linspace(0, 10, 31), parametrisation="logits", config=cfg)
+    c = dtd.DEFAULT_CONFIGS["logits"]
+    draw = dtd._next_state_sampler(P, c.n_next, 3)
+    H = dtd.categorical_target_matrices(np.linspace(0, 10, 31), r, gamma)
+    eta, avg, n = np.full((4, 31), 1 / 31), np.zeros((4, 31)), 0
+    for k in range(K):
+        a = c.lr / (c.lr + (1 - gamma) * (k + 1))
+        eta = (1 - a) * eta + a * np.einsum("xj,xji->xi", eta[draw()].mean(1), H)
+        if k >= int(c.average_from * K):
+            n += 1
+            avg += (eta - avg) / n
+    np.testing.assert_allclose(res.estimate, avg, atol=1e-12)
+
+
 @pytest.mark.parametrize("kappa", [0.0, 0.3])
 def test_quantile_huber_grad_matches_autograd(kappa):
     rng = np.random.default_rng(2)
@@ -107,7 +164,7 @@ def test_hl_gauss_target_mean_preserving_within_poisson_bound(y):
 
 
 # ---------------------------------------------------------------------- learners vs DP fixed points
-@pytest.mark.parametrize("parametrisation", ["logits", "probs"])
+@pytest.mark.parametrize("parametrisation", ["logits", "probs", "logits_sgd"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_categorical_td_reaches_categorical_fixed_point(parametrisation, seed):
     P, r = small_mrp(seed)
@@ -144,7 +201,7 @@ def test_hl_gauss_fixed_point_mean_equals_exact_value():
 @pytest.mark.parametrize("parametrisation", ["logits", "probs"])
 def test_hl_gauss_td_mean_matches_exact_value(parametrisation):
     P, r = small_mrp(1)
-    cfg = dtd.DEFAULT_CONFIGS[parametrisation]
+    cfg = dtd.DEFAULT_CONFIGS["logits_sgd" if parametrisation == "logits" else "probs"]  # HL-Gauss: plain CE step
     res = dtd.hl_gauss_td(P, r, GAMMA, EDGES, SIGMA, parametrisation=parametrisation,
                           config=dtd.TDConfig(n_iterations=3000, n_next=cfg.n_next, lr=cfg.lr,
                                               lr_power=cfg.lr_power, average_from=cfg.average_from))
@@ -214,14 +271,16 @@ def _plugin_and_td_errors(seed, gamma, parametrisation="probs", config=None):
     return err, np.max(wasserstein1(plug, fp)), z[-1] - z[0]
 
 
-@pytest.mark.parametrize("gamma", [0.8, 0.9, 0.99])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_c51_default_schedule_reaches_fixed_point_at_gamma_0_99(gamma, seed):
+@pytest.mark.parametrize("parametrisation", ["probs", "logits"])
+@pytest.mark.parametrize("gamma", [0.5, 0.9, 0.99])
+def test_c51_default_schedule_reaches_fixed_point_at_gamma_0_99(gamma, parametrisation):
     """Categorical TD with its default schedule (rescaled linear steps + Polyak averaging) ends within
-    a small factor of the plug-in DCFP estimate from the same samples, up to γ = 0.99 (observed
-    ratios 0.2–3.8 over seeds 0–4)."""
-    err, plug, span = _plugin_and_td_errors(seed, gamma)
-    assert err <= 4.0 * plug + 2e-4 * span, (err, plug)
+    4× the plug-in DCFP estimate's sup-W1 error from the same samples (+ 2e-4 of the return range), for
+    seeds 0–4 up to γ = 0.99 — for the mixture (CTD) and for its logit form, the mirror step (the same
+    iteration). Observed ratios 0.2–3.8 (max: seed 4, γ = 0.9); 4× is train()'s far_from_exact threshold."""
+    for seed in range(5):
+        err, plug, span = _plugin_and_td_errors(seed, gamma, parametrisation)
+        assert err <= 4.0 * plug + 2e-4 * span, (seed, err, plug)
 
 
 def test_one_over_k_schedule_without_averaging_stalls_at_gamma_0_99():
@@ -231,21 +290,28 @@ def test_one_over_k_schedule_without_averaging_stalls_at_gamma_0_99():
     assert err > 20 * plug
 
 
-@pytest.mark.parametrize("gamma", [0.8, 0.9])
-def test_c51_logit_step_default_reaches_fixed_point_at_gamma_0_9(gamma):
-    # the cross-entropy step on logits moves p_i by ≈ α p_i(1 − p_i): its default converges more slowly
-    # (observed within 10.4× of the plug-in at γ ≤ 0.9 over seeds 0–4, 4–77× at γ = 0.99)
-    for seed in (0, 1):
-        err, plug, span = _plugin_and_td_errors(seed, gamma, "logits")
-        assert err <= 6.0 * plug + 2e-4 * span, (seed, err, plug)
+def test_c51_plain_gradient_step_is_far_and_flagged_at_gamma_0_99():
+    # negative control: the plain C51 cross-entropy gradient step on logits moves p_i by ≈ α p_i(η̂_i − p_i),
+    # so at γ = 0.99 it ends far from the fixed point (observed 14–77× the plug-in error, seeds 1–4) where
+    # the mirror step (the default "logits") is within 4×; train() flags it far_from_exact
+    from mdpsandbox.learners import train
+
+    for seed in (1, 2, 4):
+        err, plug, _ = _plugin_and_td_errors(seed, 0.99, "logits_sgd", config=dtd.TDConfig(seed=seed))
+        assert err > 10 * plug, (seed, err, plug)
+    P, r = small_mrp(4)
+    bad = train("c51", (P, r, 0.99), parametrisation="logits_sgd", seed=4, progress=False)
+    good = train("c51", (P, r, 0.99), parametrisation="logits", seed=4, progress=False)
+    assert bad.far_from_exact and not good.far_from_exact
+    assert bad.convention == "categorical-logits_sgd"
 
 
 def test_tdconfig_fields_left_none_take_the_one_default():
-    for kind in ("probs", "logits", "quantile"):
+    for kind in ("probs", "logits", "logits_sgd", "quantile"):
         cfg = dtd.resolve_config(dtd.TDConfig(seed=1), kind)
         assert cfg == dataclasses.replace(dtd.DEFAULT_CONFIGS[kind], seed=1)
     P, r = small_mrp(0)
-    for par in ("probs", "logits"):
+    for par in ("probs", "logits", "logits_sgd"):
         a = dtd.categorical_td(P, r, GAMMA, ATOMS, parametrisation=par, config=dtd.TDConfig(seed=1))
         b = dtd.categorical_td(P, r, GAMMA, ATOMS, parametrisation=par,
                                config=dataclasses.replace(dtd.DEFAULT_CONFIGS[par], seed=1))
@@ -296,30 +362,75 @@ def _qr_errors(seed, gamma, config=None, m=8):
     return (np.max(np.mean(np.abs(np.sort(res.estimate, 1) - fp), 1)), np.max(np.mean(np.abs(plug - fp), 1)), span)
 
 
+def _plugin_risk(seed, gamma, n, m=8, reps=10):
+    """Mean sup-W1 error of the plug-in QDP over ``reps`` independent generative-model sample sets of n next
+    states per state (a fixed rng): the plug-in's *typical* error at this sample size."""
+    P, r = small_mrp(seed)
+    fp = quantile_dp(P, r, gamma, m).locations
+    rng = np.random.default_rng(1000 + seed)
+    errs = [np.max(np.mean(np.abs(quantile_dp(np.array([rng.multinomial(n, p) for p in P]) / n, r, gamma, m).locations
+                                  - fp), 1)) for _ in range(reps)]
+    return float(np.mean(errs))
+
+
 @pytest.mark.parametrize("gamma", [0.5, 0.9, 0.99])
 def test_qr_default_schedule_reaches_quantile_dp_fixed_point(gamma):
-    """QR TD with its default (projected, range-scaled rescaled-linear steps + Polyak averaging) ends near the
-    quantile DP fixed point over 5 seeds. The plug-in QDP on P̂ is often *exactly* the fixed point (QDP picks
-    atoms, piecewise constant in P), so the factor is stated with an additive floor in return-range units.
-    Measured (error / range, seeds 0–4): γ=0.5 ≤ 0.0051 (plug-in ≤ 0.0038), γ=0.9 ≤ 0.0083, γ=0.99: 0.0024–0.0032
-    for four seeds and 0.056 for seed 4 (its top quantile of state 0 still descending; the old schedule: up to 0.38)."""
-    errs, plugs, spans = zip(*(_qr_errors(s, gamma) for s in range(5)))
-    errs, plugs, spans = map(np.asarray, (errs, plugs, spans))
-    floor = {0.5: 0.01, 0.9: 0.01, 0.99: 0.02}[gamma]
-    ok = errs <= 4.0 * plugs + floor * spans
-    assert ok.sum() >= (5 if gamma < 0.99 else 4), (errs / spans, plugs / spans)
-    assert np.all(errs <= 4.0 * plugs + 0.07 * spans), (errs / spans, plugs / spans)
+    """QR TD with its default (slope-scaled, projected rescaled-linear steps from the uniform law + Polyak
+    averaging) ends within 3× the plug-in QDP's sup-W1 error + 0.005 of the return range, for seeds 0–4 up to
+    γ = 0.99. The plug-in QDP on P̂ is often *exactly* the fixed point (QDP picks atoms: piecewise constant in P),
+    hence the additive floor; and where the fixed point sits on a near-tie of P the same-sample plug-in is right
+    or wrong by luck, so the reference is the larger of its same-sample error and its mean error over 10
+    independent sample sets of the same size (computed only when needed). Measured (error / range, seeds 0–4):
+    γ=0.5 0.0022–0.0038 (plug-in ≤ 0.0038), γ=0.9 ≤ 0.0038, γ=0.99 0.0005–0.0025 and 0.0108 for seed 4 (a near-tie:
+    P(0|0) = 0.4991 vs the 1/2 where state 0's top quantile jumps by 0.34 of the range; plug-in mean error 0.021).
+    The previous range-scaled step: 0.019 (seed 3) and 0.056 (seed 4) at γ = 0.99."""
+    for seed in range(5):
+        err, plug, span = _qr_errors(seed, gamma)
+        ref = plug
+        if err > 3.0 * ref + 0.005 * span:
+            ref = max(plug, _plugin_risk(seed, gamma, 5000 * dtd.DEFAULT_CONFIGS["quantile"].n_next))
+        assert err <= 3.0 * ref + 0.005 * span, (seed, err / span, plug / span, ref / span)
 
 
-def test_qr_old_power_schedule_is_far_at_gamma_0_99():
-    # negative control for the test above: the previous default (α_k = 1/(k+1)^0.7, unscaled, with averaging)
-    old = dict(schedule="power", lr=1.0, lr_power=0.7, average_from=0.5)
-    new_errs, old_errs = [], []
-    for s in (1, 3):
-        e_new, _, span = _qr_errors(s, 0.99)
-        P, r = small_mrp(s)
-        # unscaled steps = the new projected step with lr divided by the return range
-        e_old, _, _ = _qr_errors(s, 0.99, config=dtd.TDConfig(seed=s, **{**old, "lr": 1.0 / span}))
-        new_errs.append(e_new / span)
-        old_errs.append(e_old / span)
-    assert max(new_errs) < 0.03 and min(old_errs) > 0.1, (new_errs, old_errs)
+def test_quantile_slope_scale_is_the_divided_difference_of_the_quantile_function():
+    # exact on a uniform law (linear quantile function), the centred divided difference of any other,
+    # one-sided at the ends, floored, and equivariant under permuting a row
+    m = 6
+    taus = dtd.quantile_levels(m)
+    lin = (2.0 + 3.0 * taus)[None, :]
+    np.testing.assert_allclose(dtd.quantile_slope_scale(lin, 1e-3), 3.0, rtol=1e-13)
+    q = -np.log1p(-taus)[None, :]  # Exp(1) quantiles
+    w = dtd.quantile_slope_scale(q, 1e-3)[0]
+    want = [(q[0, 1] - q[0, 0]) / (taus[1] - taus[0])] + \
+        [(q[0, i + 1] - q[0, i - 1]) / (taus[i + 1] - taus[i - 1]) for i in range(1, m - 1)] + \
+        [(q[0, -1] - q[0, -2]) / (taus[-1] - taus[-2])]
+    np.testing.assert_allclose(w, want, rtol=1e-13)
+    perm = np.random.default_rng(0).permutation(m)
+    np.testing.assert_allclose(dtd.quantile_slope_scale(q[:, perm], 1e-3)[0], w[perm], rtol=1e-13)
+    np.testing.assert_array_equal(dtd.quantile_slope_scale(np.zeros((2, m)), 0.25), 0.25)  # Dirac: the floor
+    np.testing.assert_array_equal(dtd.quantile_slope_scale(np.zeros((2, 1)), 0.25), 0.25)
+
+
+def test_qr_range_scaled_step_stalls_on_the_near_tie_at_gamma_0_99():
+    # negative control for the slope scale: the previous default (steps α_k × the return range from the
+    # Dirac at mean r/(1 − γ)), written out on the same draws, at seed 4, γ = 0.99: its top quantile of state 0
+    # random-walks in the gap above the fixed point (drift (1/2 − P(0|0))/8 ≈ 1e-4 per step)
+    seed, gamma, m = 4, 0.99, 8
+    P, r = small_mrp(seed)
+    c = dtd.DEFAULT_CONFIGS["quantile"]
+    lo, hi = r.min() / (1 - gamma), r.max() / (1 - gamma)
+    span, taus = hi - lo, dtd.quantile_levels(m)
+    draw = dtd._next_state_sampler(P, c.n_next, seed)
+    theta = np.full((4, m), r.mean() / (1 - gamma))
+    K, avg, n = c.n_iterations, np.zeros((4, m)), 0
+    for k in range(K):
+        y = r[:, None] + gamma * theta[draw()].reshape(4, -1)
+        a = c.lr / (c.lr + (1 - gamma) * k)
+        theta = np.clip(theta - a * span * dtd.quantile_huber_grad(theta, y, taus), lo, hi)
+        if k >= int(c.average_from * K):
+            n += 1
+            avg += (theta - avg) / n
+    fp = quantile_dp(P, r, gamma, m).locations
+    old = np.max(np.mean(np.abs(np.sort(avg, 1) - fp), 1)) / span
+    new, _, _ = _qr_errors(seed, gamma)
+    assert old > 0.03 and new / span < 0.015, (old, new / span)

@@ -451,7 +451,7 @@ def hl_gauss_td_value(ctx: Context, seeds, n_iterations) -> None:
         p = dtd.hl_gauss_fixed_point(P, r, _GAMMA_TD, _EDGES_TD, _SIGMA_TD)
         fp_err = max(fp_err, float(np.max(np.abs(dtd.hl_gauss_mean(p, _EDGES_TD) - V))) / bias_bound)
         for par in td:
-            c = dtd.DEFAULT_CONFIGS[par]
+            c = dtd.DEFAULT_CONFIGS["logits_sgd" if par == "logits" else par]  # HL-Gauss logits: plain CE step
             cfg = dtd.TDConfig(n_iterations=n_iterations, n_next=c.n_next, lr=c.lr, lr_power=c.lr_power,
                                average_from=c.average_from, seed=seed)
             res = dtd.hl_gauss_td(P, r, _GAMMA_TD, _EDGES_TD, _SIGMA_TD, parametrisation=par, config=cfg)
