@@ -107,6 +107,8 @@ def test_train_gflownet_dtype_and_bad_options_raise_naming_them():
         train("tb", dag, log_reward=lr, loss="db")
     with pytest.raises(ValueError, match="model"):
         train("tb", dag, log_reward=lr, model="mlp")
+    with pytest.raises(ValueError, match="seed"):
+        gf.train_gflownet(dag, lr, seed=-1)
 
 
 # ---------------------------------------------------------------------- Q♯ (Algorithm 1 rounds, both heads)
@@ -159,6 +161,8 @@ def test_train_qsharp_auto_kind_and_bad_options_raise_naming_them():
         train("qsharp", m.bernoulli_tree(2, 2, seed=0), head="bernoulli", atoms=np.array([0.0, 1.0]))
     with pytest.raises(ValueError, match="n_per_round"):
         train("qsharp", env, rounds=1, n_per_round=0)
+    with pytest.raises(ValueError, match="seed"):
+        qs.train_qsharp(env, 1.0, atoms=atoms, seed=1.5)
 
 
 # ---------------------------------------------------------------------- the wrappers are thin (source level)

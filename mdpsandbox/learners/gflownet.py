@@ -808,7 +808,8 @@ def _dag_door(env, *, name, beta=None, model="tabular", data="full", steps=None,
     Options: ``config=GFlowNetConfig(...)`` and any of its fields as keywords (``steps`` → ``n_steps``;
     ``lr``, ``batch_size``, ``eval_every``, ``seed``, ``progress`` as in ``train``), ``model`` =
     ``"tabular"`` (a :class:`TabularGFlowNet` of ``dtype``) or a :class:`GFlowNetModel`,
-    ``log_reward_floor``, ``callback(step, model)``. The algorithm name is the loss."""
+    ``log_reward_floor``, ``callback(step, model)``. The algorithm name is the loss; ``train``'s ``seed``
+    (default 0) and ``progress`` replace the config's (:func:`train_gflownet` passes the config's)."""
     from .trainer import TrainResult, _flag
 
     loss = name.replace("gflownet-", "")
@@ -826,7 +827,7 @@ def _dag_door(env, *, name, beta=None, model="tabular", data="full", steps=None,
         raise ValueError(f"loss={fields['loss']!r} contradicts the algorithm name {name!r} (the name is the loss)")
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be a callable (step, model) -> None, got {callback!r}")
-    upd = dict(fields, loss=loss, seed=seed, progress=bool(progress))
+    upd = dict(fields, loss=loss, seed=check_int(seed, "seed", minimum=0), progress=bool(progress))
     if steps is not None:
         upd["n_steps"] = steps
     if lr is not None:

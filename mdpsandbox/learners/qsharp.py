@@ -672,6 +672,7 @@ def _qsharp_door(env, *, name, beta=None, model="tabular", data="full", steps=No
                          "full-batch Adam, fit_head); got optimizer='lbfgs'")
     env = _check_qsharp_env(env)
     beta = DEFAULT_BETA if beta is None else _check_beta(beta)
+    seed = check_int(seed, "seed", minimum=0)
     if rounds is not None:
         rounds = check_int(rounds, "rounds")
         n_per_round = check_int(n_per_round, "n_per_round")
