@@ -68,6 +68,27 @@ def _value_and_policy(q, lam, c, log_ref, ref, v, pol):
             v[s] = _soft_row(q, log_ref, 0.0, lam, c, pol, ref, True, s)
 
 
+@numba.njit(parallel=True, cache=True, fastmath={"reassoc"})
+def _count_suspect_rows(P2, atol):
+    """Number of rows that may be non-stochastic: a row passes only if its sum is finite (so no NaN
+    or inf entry), none of its entries is negative, and |sum − 1| ≤ atol − 64·S·ε (a margin above
+    the reassociated sum's round-off). One parallel, vectorised pass; any suspect row sends the
+    caller to the exact serial check :func:`_check_stochastic`, which decides and names the row."""
+    n, S = P2.shape
+    lim = atol - 64.0 * S * 2.220446049250313e-16
+    bad = 0
+    for i in numba.prange(n):
+        tot = 0.0
+        neg = 0
+        for j in range(S):
+            x = P2[i, j]
+            tot += x
+            neg += x < 0.0
+        if neg > 0 or not abs(tot - 1.0) <= lim:
+            bad += 1
+    return bad
+
+
 @numba.njit(cache=True)
 def _check_stochastic(P2, atol):
     """(code, row, value): 0 if every row is finite, non-negative and sums to 1 within atol;
@@ -89,38 +110,32 @@ def _check_stochastic(P2, atol):
 
 @numba.njit(cache=True, fastmath={"contract"})
 def _lu_solve_inplace(M, x):
-    """Solve M y = x in place (x ← y) by Gaussian elimination with partial pivoting; M is destroyed.
+    """Solve M y = x in place (x ← y) for M = I − γP_π (P_π stochastic, 0 ≤ γ < 1) by Gaussian
+    elimination without pivoting; M is destroyed (U on and above the diagonal).
 
-    Small dense systems (S ≲ 100): an explicit loop avoids LAPACK call/copy overhead per MDP and
-    compiles in a fraction of the time ``np.linalg.solve`` takes under numba. The pivot search is
-    skipped while the pivot dominates its column (always, for I − γP_π with γ < 1: row-diagonally
-    dominant matrices stay so under elimination, and need no pivoting — Wilkinson 1961)."""
+    No pivoting is needed: M is a nonsingular M-matrix with M·1 = (1 − γ)·1, its Schur complements
+    are M-matrices with row sums ≥ 1 − γ, so every pivot is ≥ 1 − γ > 0 and M is row-diagonally
+    dominant at every step, where elimination without pivoting has growth factor ≤ 2 (Wilkinson
+    1961; Higham 2002, Thm 9.9) — as stable as partial pivoting, without the column searches.
+    Rows are updated over their full width (columns left of the pivot get values that are never
+    read again): a fixed trip count S lets the inner loop vectorise. Small dense systems (S ≲ 100):
+    an explicit loop avoids LAPACK call/copy overhead per MDP."""
     n = M.shape[0]
     for k in range(n):
-        p = k
-        best = abs(M[k, k])
-        col = 0.0
-        for i in range(k + 1, n):
-            col += abs(M[i, k])
-        if col > best:
-            for i in range(k + 1, n):
-                if abs(M[i, k]) > best:
-                    best = abs(M[i, k])
-                    p = i
-        if p != k:
-            for j in range(n):
-                tmp = M[k, j]
-                M[k, j] = M[p, j]
-                M[p, j] = tmp
-            tmp = x[k]
-            x[k] = x[p]
-            x[p] = tmp
         inv = 1.0 / M[k, k]
+        xk = x[k]
         for i in range(k + 1, n):
             f = M[i, k] * inv
-            for j in range(k + 1, n):
+            for j in range(n):
                 M[i, j] -= f * M[k, j]
-            x[i] -= f * x[k]
+            x[i] -= f * xk
+    _back_substitute(M, x)
+
+
+@numba.njit(cache=True, fastmath={"contract", "reassoc"})  # the dot products vectorise
+def _back_substitute(M, x):
+    """x ← U⁻¹ x, U the upper triangle of M."""
+    n = M.shape[0]
     for i in range(n - 1, -1, -1):
         acc = x[i]
         for j in range(i + 1, n):
@@ -165,105 +180,124 @@ def _evaluate_deterministic(P, R, g, act, v, M):
     _lu_solve_inplace(M, v)
 
 
+# MDPs per prange task: the scratch arrays are allocated once per task, not once per MDP (every
+# MDP's numbers are independent of the task it lands in: scratch is fully rewritten before use)
+_CHUNK = 16
+
+
 @numba.njit(parallel=True, cache=True)
 def _solve_batch_kernel(P, R, gammas, temp, beta, log_ref, ref, extra, use_pi, tol, max_iter, q, v, pol, res, its, conv):
     B, S, A, _ = P.shape
-    lam = temp + beta
-    c = beta / lam if lam > 0 else 0.0
-    eps = 2.220446049250313e-16
-    for b in numba.prange(B):
-        g = gammas[b]
-        Pb, Rb, lr, rf = P[b], R[b], log_ref[b], ref[b]
-        qb = q[b]
-        vb = v[b]
-        pb = pol[b]
+    for ch in numba.prange((B + _CHUNK - 1) // _CHUNK):
         tv = np.zeros(S)
         M = np.empty((S, S))
         act = np.zeros(S, dtype=np.int64)
-        rmax = 0.0
+        for b in range(ch * _CHUNK, min(B, (ch + 1) * _CHUNK)):
+            _solve_one(b, P, R, gammas, temp, beta, log_ref, ref, extra, use_pi, tol, max_iter, q, v, pol, res, its,
+                       conv, tv, M, act)
+
+
+@numba.njit(cache=True)
+def _solve_one(b, P, R, gammas, temp, beta, log_ref, ref, extra, use_pi, tol, max_iter, q, v, pol, res, its, conv,
+               tv, M, act):
+    """MDP b of the batch, solved in place (the arguments after ``conv`` are scratch)."""
+    S, A = R.shape[1], R.shape[2]
+    lam = temp + beta
+    c = beta / lam if lam > 0 else 0.0
+    eps = 2.220446049250313e-16
+    g = gammas[b]
+    Pb, Rb, lr, rf = P[b], R[b], log_ref[b], ref[b]
+    qb = q[b]
+    vb = v[b]
+    pb = pol[b]
+    for s in range(S):
+        tv[s] = 0.0
+        act[s] = 0
+    rmax = 0.0
+    for s in range(S):
+        for a in range(A):
+            rmax = max(rmax, abs(Rb[s, a]))
+    # round-off floor of |V|: KL values stay within max|r|/(1−γ) for every β (the backup is exact);
+    # entropy adds τ log A per step, entropy + KL also β max|log π_ref| (``extra``, per step)
+    floor = 64.0 * eps * ((rmax + extra[b]) / (1.0 - g) + 1.0)
+    it = 0
+    done = False
+    r_last = np.inf
+    for s in range(S):
+        vb[s] = 0.0
+    if use_pi and lam == 0.0:
+        # hard PI: start greedy for one step of lookahead on V_0 = max_a r (one backup; saves an
+        # evaluation on most problems), exact evaluation, keep the old action on (near-)ties so
+        # that PI stops exactly when the policy is stable (Howard 1960; Puterman 1994 §6.4)
         for s in range(S):
-            for a in range(A):
-                rmax = max(rmax, abs(Rb[s, a]))
-        # round-off floor of |V|: KL values stay within max|r|/(1−γ) for every β (the backup is exact);
-        # entropy adds τ log A per step, entropy + KL also β max|log π_ref| (``extra``, per step)
-        floor = 64.0 * eps * ((rmax + extra[b]) / (1.0 - g) + 1.0)
-        it = 0
-        done = False
-        r_last = np.inf
+            m0 = Rb[s, 0]
+            for a in range(1, A):
+                if Rb[s, a] > m0:
+                    m0 = Rb[s, a]
+            tv[s] = m0
+        _q_of_v(Pb, Rb, g, tv, qb)
         for s in range(S):
-            vb[s] = 0.0
-        if use_pi and lam == 0.0:
-            # hard PI: start greedy for one step of lookahead on V_0 = max_a r (one backup; saves an
-            # evaluation on most problems), exact evaluation, keep the old action on (near-)ties so
-            # that PI stops exactly when the policy is stable (Howard 1960; Puterman 1994 §6.4)
-            for s in range(S):
-                m0 = Rb[s, 0]
-                for a in range(1, A):
-                    if Rb[s, a] > m0:
-                        m0 = Rb[s, a]
-                tv[s] = m0
-            _q_of_v(Pb, Rb, g, tv, qb)
+            best = 0
+            for a in range(1, A):
+                if qb[s, a] > qb[s, best]:
+                    best = a
+            act[s] = best
+        while it < max_iter:
+            _evaluate_deterministic(Pb, Rb, g, act, vb, M)
+            it += 1
+            _q_of_v(Pb, Rb, g, vb, qb)
+            stable = True
+            r_last = 0.0
             for s in range(S):
                 best = 0
                 for a in range(1, A):
                     if qb[s, a] > qb[s, best]:
                         best = a
-                act[s] = best
-            while it < max_iter:
-                _evaluate_deterministic(Pb, Rb, g, act, vb, M)
-                it += 1
-                _q_of_v(Pb, Rb, g, vb, qb)
-                stable = True
-                r_last = 0.0
-                for s in range(S):
-                    best = 0
-                    for a in range(1, A):
-                        if qb[s, a] > qb[s, best]:
-                            best = a
-                    m = qb[s, best]
-                    r_last = max(r_last, abs(m - vb[s]))
-                    if qb[s, act[s]] < m - 1e-12 * (1.0 + abs(m)):
-                        act[s] = best
-                        stable = False
-                if stable:
-                    done = True
-                    break
-        elif use_pi:
-            for s in range(S):
-                for a in range(A):
-                    qb[s, a] = Rb[s, a]
-            _value_and_policy(qb, lam, c, lr, rf, tv, pb)
-            thr = max(tol * (1.0 - g), floor)
-            while it < max_iter:
-                _evaluate(Pb, Rb, g, pb, temp, beta, lr, rf, vb, M)
-                it += 1
-                _q_of_v(Pb, Rb, g, vb, qb)
-                _value_and_policy(qb, lam, c, lr, rf, tv, pb)
-                r_last = 0.0
-                for s in range(S):
-                    r_last = max(r_last, abs(tv[s] - vb[s]))
-                if r_last <= thr:
-                    done = True
-                    break
-        else:
-            thr = tol * (1.0 - g) / (2.0 * g) if g > 0 else np.inf
-            thr = max(thr, floor)
-            while it < max_iter:
-                _q_of_v(Pb, Rb, g, vb, qb)
-                _value_and_policy(qb, lam, c, lr, rf, tv, pb)
-                it += 1
-                r_last = 0.0
-                for s in range(S):
-                    r_last = max(r_last, abs(tv[s] - vb[s]))
-                    vb[s] = tv[s]
-                if r_last < thr:
-                    done = True
-                    break
-        _q_of_v(Pb, Rb, g, vb, qb)
+                m = qb[s, best]
+                r_last = max(r_last, abs(m - vb[s]))
+                if qb[s, act[s]] < m - 1e-12 * (1.0 + abs(m)):
+                    act[s] = best
+                    stable = False
+            if stable:
+                done = True
+                break
+    elif use_pi:
+        for s in range(S):
+            for a in range(A):
+                qb[s, a] = Rb[s, a]
         _value_and_policy(qb, lam, c, lr, rf, tv, pb)
-        res[b] = r_last
-        its[b] = it
-        conv[b] = done
+        thr = max(tol * (1.0 - g), floor)
+        while it < max_iter:
+            _evaluate(Pb, Rb, g, pb, temp, beta, lr, rf, vb, M)
+            it += 1
+            _q_of_v(Pb, Rb, g, vb, qb)
+            _value_and_policy(qb, lam, c, lr, rf, tv, pb)
+            r_last = 0.0
+            for s in range(S):
+                r_last = max(r_last, abs(tv[s] - vb[s]))
+            if r_last <= thr:
+                done = True
+                break
+    else:
+        thr = tol * (1.0 - g) / (2.0 * g) if g > 0 else np.inf
+        thr = max(thr, floor)
+        while it < max_iter:
+            _q_of_v(Pb, Rb, g, vb, qb)
+            _value_and_policy(qb, lam, c, lr, rf, tv, pb)
+            it += 1
+            r_last = 0.0
+            for s in range(S):
+                r_last = max(r_last, abs(tv[s] - vb[s]))
+                vb[s] = tv[s]
+            if r_last < thr:
+                done = True
+                break
+    if not (use_pi and lam == 0.0 and it > 0):  # hard PI's loop ends with qb = Q of vb
+        _q_of_v(Pb, Rb, g, vb, qb)
+    _value_and_policy(qb, lam, c, lr, rf, tv, pb)
+    res[b] = r_last
+    its[b] = it
+    conv[b] = done
 
 
 def solve_batch(P, R, gamma, *, temperature: Optional[float] = None, beta: Optional[float] = None,
@@ -283,7 +317,10 @@ def solve_batch(P, R, gamma, *, temperature: Optional[float] = None, beta: Optio
         raise ValueError(f"P must have shape (B, S, A, S), got {P.shape}")
     B, S, A, _ = P.shape
     # one fused pass (numba) instead of several full-size numpy temporaries
-    code, row, value = _check_stochastic(P.reshape(-1, S), STOCHASTIC_ATOL * max(1, S))
+    atol = STOCHASTIC_ATOL * max(1, S)
+    code = 0
+    if _count_suspect_rows(P.reshape(-1, S), atol):
+        code, row, value = _check_stochastic(P.reshape(-1, S), atol)
     if code:
         b, rest = divmod(int(row), S * A)
         s_, a_ = divmod(rest, A)
