@@ -392,6 +392,18 @@ def test_qr_default_schedule_reaches_quantile_dp_fixed_point(gamma):
         assert err <= 3.0 * ref + 0.005 * span, (seed, err / span, plug / span, ref / span)
 
 
+@pytest.mark.parametrize("n_quantiles", [8, 32])
+def test_train_qr_at_gamma_0_99_is_not_flagged_far(n_quantiles):
+    # train()'s far_from_exact for QR: sup-W1 > 4× plug-in + 5e-3 of the return range (the old range-scaled step
+    # ended at 0.019 of the range on seed 3 and was flagged)
+    from mdpsandbox.learners import train
+
+    P, r = small_mrp(3)
+    out = train("qr", (P, r, 0.99), n_quantiles=n_quantiles, seed=3, progress=False)
+    span = (r.max() - r.min()) / (1 - 0.99)
+    assert not out.far_from_exact and out.final["sup_w1"] < 5e-3 * span, out.notes
+
+
 def test_quantile_slope_scale_is_the_divided_difference_of_the_quantile_function():
     # exact on a uniform law (linear quantile function), the centred divided difference of any other,
     # one-sided at the ends, floored, and equivariant under permuting a row

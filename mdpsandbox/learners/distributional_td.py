@@ -135,9 +135,12 @@ def categorical_mirror_step(logits, target_probs, alpha) -> np.ndarray:
     t = np.asarray(target_probs, dtype=np.float64)
     if t.shape != lp.shape or np.any(t < 0):
         raise ValueError(f"target_probs must be non-negative with the logits' shape {lp.shape}, got {t.shape}")
-    if alpha == 0.0:
-        return lp
-    q = (1.0 - alpha) * np.exp(lp) + alpha * t
+    return lp if alpha == 0.0 else _mirror(lp, np.exp(lp), t, alpha)
+
+
+def _mirror(lp, p, t, alpha):
+    """log((1 − α) p + α t) from log p = lp (p = exp(lp)), 0 < α < 1, in log space where p underflowed."""
+    q = (1.0 - alpha) * p + alpha * t
     if q.min() > 0.0:  # the usual case: no softmax entry underflowed
         return np.log(q)
     with np.errstate(divide="ignore"):
@@ -324,8 +327,10 @@ def _categorical_td(P, r, gamma, atoms, *, parametrisation: str = "probs",
 
         est = _run(config, gamma, np.full((S, m), 1.0 / m), update, "categorical TD")
     elif parametrisation == "logits":
-        def update(theta, alpha):
-            return categorical_mirror_step(theta, target(np.exp(log_softmax(theta))), alpha)
+        def update(theta, alpha):  # = categorical_mirror_step(theta, target(softmax theta), alpha), 0 < α < 1
+            lp = log_softmax(theta)
+            p = np.exp(lp)
+            return _mirror(lp, p, target(p), alpha)
 
         est = _run(config, gamma, np.zeros((S, m)), update, "C51 (mirror)", view=lambda th: np.exp(log_softmax(th)),
                    k0=1)
@@ -360,14 +365,20 @@ def quantile_slope_scale(theta, lower: float) -> np.ndarray:
     S, m = theta.shape
     if m == 1:
         return np.full((S, 1), float(lower))
-    order = np.argsort(theta, axis=1)
-    t = np.take_along_axis(theta, order, axis=1)
-    d = np.empty_like(t)
-    d[:, 0] = (t[:, 1] - t[:, 0]) * m
-    d[:, -1] = (t[:, -1] - t[:, -2]) * m
+    gaps = np.diff(theta, axis=1)
+    ordered = gaps.min() >= 0.0  # the usual case: no quantile crossing
+    order = None
+    if not ordered:
+        order = np.argsort(theta, axis=1)
+        gaps = np.diff(np.take_along_axis(theta, order, axis=1), axis=1)
+    d = np.empty((S, m))
+    d[:, 0] = gaps[:, 0] * m
+    d[:, -1] = gaps[:, -1] * m
     if m > 2:
-        d[:, 1:-1] = (t[:, 2:] - t[:, :-2]) * (m / 2.0)
-    w = np.empty_like(t)
+        d[:, 1:-1] = (gaps[:, 1:] + gaps[:, :-1]) * (m / 2.0)
+    if ordered:
+        return np.maximum(d, lower, out=d)
+    w = np.empty_like(d)
     np.put_along_axis(w, order, np.maximum(d, lower), axis=1)
     return w
 
@@ -585,9 +596,12 @@ def _door_run(env, *, name, beta=None, model="tabular", data="full", steps=None,
                  "mean_error": float(np.max(np.abs(res.mean - V))), "n_samples": res.n_samples})
     out = TrainResult(None, None, [hist], name, convention, 0.0, None, learned, exact, steps_run=res.config.n_iterations,
                       raw=res)
-    # far: more than 4× the plug-in error of the same samples plus 1e-3 of the return range
+    # far: more than 4× the plug-in error of the same samples plus 1e-3 of the return range (QR: 5e-3 — the
+    # plug-in QDP is piecewise constant in P̂, so its error is exactly 0 at most sample sizes and the floor is
+    # the learner's own resolution; tests/test_distributional_td.py)
     span = (float(r.max()) - float(r.min())) / (1 - gamma) + 1e-12
-    _flag(out, err > 4 * plug_err + 1e-3 * span, name, False,
+    floor = 5e-3 if kind == "quantile" else 1e-3
+    _flag(out, err > 4 * plug_err + floor * span, name, False,
           f"{metric} {err:.3g} vs plug-in {plug_err:.3g} from the same samples")
     return out
 
