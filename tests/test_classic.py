@@ -277,3 +277,59 @@ def test_gamma_one_episodic_task_solves_as_ssp_through_solve():
         ms.solve(mdp, method="lp", temperature=0.1)
     with pytest.raises(ValueError, match="terminal_value"):
         ms.solve(ms.garnet(4, 2, 2, seed=0), terminal_value=np.zeros(4))
+
+
+# ---------------------------------------------------------------------- method="auto" (solve's docstring rule)
+def _auto_rule(mdp, gamma, hard):
+    """solve()'s documented choice for an infinite-horizon TabularMDP with 0 ≤ γ < 1, a tol that value
+    iteration can certify and no policy0, written from its docstring."""
+    if gamma > 0.9 or (not mdp.is_sparse and mdp.n_states >= 100):
+        return "pi"
+    if hard or gamma <= 0.5 or mdp.n_states <= 300:
+        return "gauss-seidel"
+    return "pi"
+
+
+def _reg_kw(kind, S, A, lam):
+    if kind == "hard":
+        return {}
+    if kind == "tau":
+        return {"temperature": lam}
+    return {"beta": lam, "ref_policy": np.random.default_rng(S).dirichlet(np.ones(A), size=S)}
+
+
+@pytest.mark.parametrize("S,sparse", [(8, False), (8, True), (120, False), (120, True), (350, True)])
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 0.7, 0.9, 0.95])
+@pytest.mark.parametrize("kind", ["hard", "tau", "kl"])
+def test_auto_picks_the_method_its_docstring_names(S, sparse, gamma, kind):
+    mdp = ms.garnet(S, 3, 4, gamma=gamma, seed=0, sparse=sparse)
+    kw = _reg_kw(kind, S, 3, 0.5)
+    assert ms.solve(mdp, **kw).method == _auto_rule(mdp, gamma, kind == "hard")
+    # a PI warm start is used by PI; a tol that VI cannot certify above round-off → PI
+    assert ms.solve(mdp, policy0=np.full((S, 3), 1 / 3), **kw).method == "pi"
+    if gamma > 0:
+        assert ms.solve(mdp, tol=1e-15, **kw).method == "pi"
+
+
+@settings(deadline=None, max_examples=20)
+@given(st.sampled_from([(6, False), (6, True), (110, False), (40, True), (320, True)]),
+       st.sampled_from([0.0, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99]), st.sampled_from(["hard", "tau", "kl"]),
+       st.sampled_from([1e-3, 1.0]), st.sampled_from([1e-9, 1e-6]), st.integers(0, 2**16))
+def test_auto_certifies_its_tolerance_in_every_branch(size, gamma, kind, lam, tol, seed):
+    S, sparse = size
+    mdp = ms.garnet(S, 3, 3, gamma=gamma, seed=seed, sparse=sparse)
+    kw = _reg_kw(kind, S, 3, lam)
+    sol = ms.solve(mdp, tol=tol, **kw)
+    assert sol.method == _auto_rule(mdp, gamma, kind == "hard")
+    assert sol.converged and sol.bound <= tol
+    # reference: policy iteration (hard: a stable policy, exact V^π by a linear solve; regularised: a
+    # Bellman residual at round-off, certified bound ref.bound)
+    ref = ms.solve(mdp, method="pi", tol=1e-12, **kw)
+    err = float(np.abs(sol.v - ref.v).max())
+    assert err <= tol + ref.bound + 1e-12 * (1 + np.abs(ref.v).max())
+    if kind == "hard":
+        # the greedy policy of an auto answer is optimal: its exact value (one direct solve) is V*
+        act = np.argmax(sol.q, axis=1)
+        Ppi = mdp.dense_P()[np.arange(S), act]
+        v_act = np.linalg.solve(np.eye(S) - gamma * Ppi, mdp.R[np.arange(S), act])
+        assert np.abs(v_act - ref.v).max() <= 2 * tol / (1 - gamma) + 1e-10 * (1 + np.abs(ref.v).max())

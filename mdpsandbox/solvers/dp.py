@@ -154,9 +154,20 @@ def solve(env: Union[TabularMDP, TokenMDP], *, beta: Optional[float] = None,
     reference unless ``ref_policy`` is given; a TabularMDP uses its ``ref_policy``). Both: entropy
     + KL (docs/math.md §3). In every case :math:`Q^*(s,a) = r(s,a) + \gamma\sum_{s'}P(s'|s,a)V^*(s')`.
 
-    method : ``"auto"`` (token tree or finite ``horizon`` → backward induction; γ ≥ 0.9 or γ = 1 →
-        policy iteration; else value iteration), ``"vi"``, ``"pi"`` or ``"backward"``.
+    method : ``"auto"``, ``"vi"``, ``"pi"`` or ``"backward"`` (and the classic methods below).
         On a TokenMDP ``"vi"``/``"pi"`` run on :meth:`TokenMDP.to_tabular` (a cross-check).
+        ``"auto"`` picks, in this order (from the regime study benchmarks/bench_auto.py: dense and
+        sparse garnets, S ≤ 10⁴, γ ∈ {0.5, 0.9, 0.95, 0.99, 0.999}, hard / entropy / KL, tol = 1e-9):
+
+        1. token tree or finite ``horizon`` → backward induction; γ = 1 with improper policies and
+           hard control → ``"ssp"``;
+        2. ``"pi"`` if γ > 0.9, or value iteration cannot certify ``tol`` above float64 round-off
+           (e.g. γ = 0.999 at tol = 1e-9, or β, τ ~ 1e8), or ``policy0`` is given, or P is dense with
+           S ≥ 100 (full rows: the evaluation, on P_π with 1/A of P's entries, costs less than the
+           sweeps a fixed-point method needs);
+        3. ``"gauss-seidel"`` if the control is hard, or γ ≤ 0.5, or S ≤ 300 (one numba sweep in
+           place, no per-sweep Python overhead: the fastest certified method there);
+        4. ``"pi"`` otherwise (regularised, 0.5 < γ ≤ 0.9, S > 300).
     tol : VI stops when ‖V_{k+1} − V_k‖∞ < tol(1−γ)/(2γ), which certifies ‖V − V*‖∞ < tol/2 and an
         tol-optimal greedy policy (Puterman 1994, Thm 6.3.1); PI stops when the policy is stable
         (hard) or the Bellman residual is ≤ tol(1−γ) (regularised).
@@ -239,10 +250,18 @@ def solve(env: Union[TabularMDP, TokenMDP], *, beta: Optional[float] = None,
         return classic.solve_ssp(env)   # episodic task at γ = 1: stochastic shortest path (raises if ill-posed)
     env.check_solvable()
     if method == "auto":
-        # PI near γ = 1, and whenever VI could not certify tol above float64 round-off (e.g. β, τ ~ 1e8)
+        # the rule of the docstring, from the regime study benchmarks/bench_auto.py (tol = 1e-9)
         g = env.gamma
         vi_too_fine = 0 < g < 1 and tol * (1 - g) / (2 * g) < 16 * _EPS * _value_scale(env, reg)
-        method = "pi" if g >= 0.9 or vi_too_fine else "vi"
+        if g > 0.9 or vi_too_fine or policy0 is not None or (not env.is_sparse and env.n_states >= 100):
+            method = "pi"
+        elif reg.is_hard or g <= 0.5 or env.n_states <= 300:
+            from . import classic
+
+            return classic.gauss_seidel_vi(env, beta=beta, temperature=temperature, ref_policy=ref_policy,
+                                           tol=tol, max_iter=max_iter, v0=v0)
+        else:
+            method = "pi"
     if method == "vi":
         return _value_iteration(env, reg, tol, max_iter, v0)
     check_memory(_pi_bytes(env), f"policy iteration on {env!r}")
@@ -420,7 +439,8 @@ def _solve_tree(env: TokenMDP, reg: Regulariser, ell: np.ndarray) -> Solution:
         lse = np.zeros((Pn, N) if reg.beta > 0 else (1, 1))  # ell = log π_ref is normalised; unused if β = 0
     rew = np.ascontiguousarray(env._rew)
     ell = np.ascontiguousarray(ell)
-    q, v, pol = tree_backward(rew, ell, lse, env.level_start, env.gamma, env.eos, reg)
+    # a TokenMDP's own logits are checked finite at construction; a ref_policy may exclude actions
+    q, v, pol = tree_backward(rew, ell, lse, env.level_start, env.gamma, env.eos, reg, finite_ref=ell is env._ref)
     sol = Solution(env._user(q), env._user(v), env._user(pol), 0.0, env.horizon, True, "backward", _b(reg),
                    _t(reg), 0.0, float(np.mean(v[:, 0])))
     return sol
