@@ -463,7 +463,8 @@ def _tree_backward_kernel(rew, ell, lse_ell, level_start, n_nodes, gamma, eos, l
             v[i] = _soft_row_x(q, ell, lse_ell[i], lam, c, omc, pol, ell, False, i)
 
 
-def tree_backward(rewards, ref_logits, lse_ref, level_start, gamma: float, eos, reg: Regulariser):
+def tree_backward(rewards, ref_logits, lse_ref, level_start, gamma: float, eos, reg: Regulariser, *,
+                  finite_ref: bool = False):
     r"""Backward induction on a whole token tree (docs/math.md §4), one level at a time, in one call:
 
     .. math::
@@ -481,7 +482,19 @@ def tree_backward(rewards, ref_logits, lse_ref, level_start, gamma: float, eos, 
     ``(P, N, V)``; ``lse_ref`` ``(P, N)`` (ignored when c = 0); ``level_start`` ``(H+1,)`` int64.
     ``eos`` is a token index or None. Returns ``(q, v, policy)`` with shapes ``(P, N, V)``,
     ``(P, N)``, ``(P, N, V)``.
+
+    Pure KL (τ = 0, c = 1) and pure entropy (β = 0, c = 0) run the block-vectorised kernel of
+    :mod:`mdpsandbox.solvers._tree_fast` (same equations and branches; its exp uses fused
+    multiply–adds, so values agree with the general kernel to a few ulp, not bit for bit);
+    ``finite_ref=True`` promises every reference logit is finite (a TokenMDP's own logits are
+    checked finite), which skips the per-row test for excluded actions (π_ref = 0). Hard control
+    and entropy + KL run the general kernel.
     """
+    if reg.lam > 0.0 and (reg.temperature == 0.0 or reg.beta == 0.0):
+        from ._tree_fast import tree_backward_fast
+
+        return tree_backward_fast(rewards, ref_logits, lse_ref, level_start, gamma, eos, float(reg.lam),
+                                  1.0 if reg.temperature == 0.0 else 0.0, finite_ref=finite_ref)
     Pn, N, V = rewards.shape
     q = np.empty((Pn, N, V))
     v = np.empty((Pn, N))

@@ -1,0 +1,228 @@
+r"""The block-vectorised token-tree kernel (mdpsandbox/solvers/_tree_fast.py; docs/math.md §4).
+
+Identity checked: on every node of the tree the output satisfies the soft Bellman equations
+
+    Q(s,a) = r(s,a) + γ V(s·a)        (V = 0 after EOS / at length H)
+    V(s)   = λ log Σ_a π_ref(a|s)^c e^{Q(s,a)/λ},   π(a|s) = π_ref(a|s)^c e^{(Q(s,a) − V(s))/λ}
+
+(c = 1, λ = β: KL control; c = 0, λ = τ: entropy control), against the same recursion run in
+40-digit arithmetic (mpmath) over the tree, for β, τ from 1e-300 to 1e300, γ ∈ {0, .5, .9, .99, 1},
+with and without EOS, several prompts, dense and terminal rewards, excluded actions (π_ref = 0);
+and the fast kernel agrees with the general kernel (backups._tree_backward_kernel) to a few ulp.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import mpmath as mp
+import numpy as np
+import pytest
+
+import mdpsandbox as ms
+from mdpsandbox.solvers import backups
+from mdpsandbox.solvers._tree_fast import tree_backward_fast
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCALES = [1e-300, 1e-8, 1e-3, 1.0, 1e3, 1e8, 1e300]
+GAMMAS = [0.0, 0.5, 0.9, 0.99, 1.0]
+RTOL = 1e-12
+mp.mp.dps = 40
+
+
+def _mp_tree(env, lam, c, ref=None):
+    """Backward induction over the tree in 40 digits: returns float64 (q, v, policy), shapes (P, N, V).
+    ``ref`` (P, N, V) is π_ref (default softmax of the env's logits); rows are normalised exactly."""
+    Pn, N, V, H, ls = env.n_prompts, env.n_nodes, env.vocab_size, env.horizon, env.level_start
+    lam_m, g = mp.mpf(lam), mp.mpf(env.gamma)
+    q = np.zeros((Pn, N, V))
+    v = np.zeros((Pn, N))
+    pol = np.zeros((Pn, N, V))
+    for p in range(Pn):
+        vm = [mp.mpf(0)] * N
+        for h in range(H - 1, -1, -1):
+            for j in range(int(ls[h + 1] - ls[h])):
+                i = int(ls[h]) + j
+                if ref is None:
+                    z = [mp.exp(mp.mpf(x)) for x in env._ref[p, i]]
+                else:
+                    z = [mp.mpf(x) for x in ref[p, i]]
+                tot = mp.fsum(z)
+                pr = [x / tot for x in z]
+                qm = []
+                for a in range(V):
+                    x = mp.mpf(env._rew[p, i, a])
+                    if h < H - 1 and a != env.eos:
+                        x += g * vm[int(ls[h + 1]) + j * V + a]
+                    qm.append(x)
+                # weights π_ref^c (c ∈ {0, 1}) over the support; shifted by the max so that
+                # 40 digits suffice for λ = 1e-300, log1p/expm1 so that they suffice for λ = 1e300
+                wts = [(pr[a] if c == 1 else mp.mpf(1), a) for a in range(V) if c == 0 or pr[a] > 0]
+                qmax = max(qm[a] for _, a in wts)
+                # Σ weights: exactly 1 for KL (π_ref normalised: its 40-digit sum is off by ~1e-40, which
+                # λ = 1e300 would amplify), |A| for entropy
+                base = mp.mpf(1) if c == 1 else mp.mpf(len(wts))
+                L = mp.log(base) + mp.log1p(mp.fsum(w * mp.expm1((qm[a] - qmax) / lam_m) for w, a in wts) / base)
+                vm[i] = qmax + lam_m * L
+                for w, a in wts:
+                    pol[p, i, a] = float(w * mp.exp((qm[a] - qmax) / lam_m - L))
+                q[p, i] = [float(x) for x in qm]
+                v[p, i] = float(vm[i])
+    return q, v, pol
+
+
+def _general(env, lam, c, ell, lse):
+    """The general tree kernel of backups.py on the same inputs (q, v, policy)."""
+    Pn, N, V = env._rew.shape
+    q, v, pol = np.empty((Pn * N, V)), np.empty(Pn * N), np.empty((Pn * N, V))
+    if c == 0.0:
+        ell, lse = env._rew, v
+    backups._tree_backward_kernel(env._rew.reshape(-1, V), np.ascontiguousarray(ell).reshape(-1, V),
+                                  np.ascontiguousarray(lse).reshape(-1), env.level_start, N, float(env.gamma),
+                                  -1 if env.eos is None else env.eos, float(lam), float(c), 1.0 - c, q, v, pol)
+    return q.reshape(Pn, N, V), v.reshape(Pn, N), pol.reshape(Pn, N, V)
+
+
+def _fast(env, lam, c, ell=None, lse=None, finite_ref=True, block=256):
+    ell = env._ref if ell is None else ell
+    lse = env._lse_ref if lse is None else lse
+    return tree_backward_fast(env._rew, ell, lse, env.level_start, env.gamma, env.eos, lam, c,
+                              finite_ref=finite_ref, block=block)
+
+
+def _close(got, want, scale_v):
+    q, v, pol = got
+    qe, ve, pe = want
+    sc = np.maximum(1.0, np.abs(ve))
+    np.testing.assert_array_less(np.abs(v - ve) / sc, RTOL * scale_v)
+    np.testing.assert_array_less(np.abs(q - qe) / np.maximum(1.0, np.abs(qe)), RTOL * scale_v)
+    np.testing.assert_array_less(np.abs(pol - pe), RTOL)
+
+
+@pytest.fixture(scope="module", params=[(None, "dense"), (1, "terminal"), (None, "terminal"), (2, "dense")],
+                ids=["dense", "eos-terminal", "terminal", "eos-dense"])
+def envs(request):
+    eos, reward = request.param
+    out = {}
+    for g in GAMMAS:
+        env = ms.TokenMDP.random(3, 4, reward=reward, seed=11, gamma=g, eos=eos, n_prompts=2,
+                                 logit_scale=2.0, offset_scale=3.0)
+        env.lse_ref
+        out[g] = env
+    return out
+
+
+@pytest.mark.parametrize("gamma", GAMMAS)
+@pytest.mark.parametrize("beta", SCALES)
+def test_fast_kl_tree_satisfies_the_soft_bellman_equations_in_40_digits_and_equals_the_general_kernel(envs, beta,
+                                                                                                         gamma):
+    env = envs[gamma]
+    fast = _fast(env, beta, 1.0)
+    _close(fast, _mp_tree(env, beta, 1), 1.0)
+    for a, b in zip(fast, _general(env, beta, 1.0, env._ref, env._lse_ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("gamma", GAMMAS)
+@pytest.mark.parametrize("tau", SCALES)
+def test_fast_entropy_tree_satisfies_the_soft_bellman_equations_in_40_digits_and_equals_the_general_kernel(envs, tau,
+                                                                                                              gamma):
+    env = envs[gamma]
+    fast = _fast(env, tau, 0.0)
+    _close(fast, _mp_tree(env, tau, 0), 1.0)
+    for a, b in zip(fast, _general(env, tau, 0.0, env._ref, env._lse_ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.9, 1.0])
+@pytest.mark.parametrize("beta", SCALES)
+def test_fast_kl_tree_with_excluded_actions_is_the_recursion_on_the_support(beta, gamma):
+    """π_ref(a|s) = 0 on some actions (ref_policy override, logit −inf): the maximum, the spread test
+    and the policy use the support only, and the excluded actions get π = 0 exactly."""
+    env = ms.TokenMDP.random(4, 3, reward="dense", seed=5, gamma=gamma, eos=3, n_prompts=2)
+    rng = np.random.default_rng(1)
+    ref = rng.random(env._rew.shape)
+    ref[rng.random(ref.shape) < 0.4] = 0.0
+    ref[..., 0] += 0.1  # every row keeps support
+    ref /= ref.sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        ell = np.log(ref)
+    lse = np.zeros(env._rew.shape[:2])
+    fast = _fast(env, beta, 1.0, ell, lse, finite_ref=False)
+    _close(fast, _mp_tree(env, beta, 1, ref), 1.0)
+    assert np.all(fast[2][ref == 0] == 0.0)
+    for a, b in zip(fast, _general(env, beta, 1.0, ell, lse)):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    sol = ms.solve(env, beta=beta, ref_policy=ref)  # the front door takes the same path
+    for a, b in zip((sol.q, sol.v, sol.policy), fast):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("V", [1, 2, 3, 4, 5, 8])
+def test_fast_kernel_rows_of_every_width_equal_the_40_digit_recursion(V):
+    """The four-accumulator row loops (V multiple of 4 or not) and V = 1 (π = π_ref = 1)."""
+    env = ms.TokenMDP.random(V, 4 if V > 1 else 6, reward="dense", seed=V, gamma=0.9, logit_scale=3.0)
+    env.lse_ref
+    for beta in (1e-3, 0.7, 1e8):
+        _close(_fast(env, beta, 1.0), _mp_tree(env, beta, 1), 1.0)
+
+
+def test_block_size_and_finite_hint_do_not_change_a_bit():
+    """Blocks split a level's nodes into parallel tasks (and tiny levels run serially): the per-row
+    arithmetic is the same for every block size; the finite-logit hint only skips a test."""
+    env = ms.TokenMDP.random(5, 5, reward="terminal", seed=2, gamma=0.99, eos=4, n_prompts=3)
+    env.lse_ref
+    for lam, c in ((0.3, 1.0), (1e-300, 1.0), (1e300, 1.0), (0.3, 0.0)):
+        ref = _fast(env, lam, c)
+        for block, finite in ((1, True), (3, False), (7, True), (10_000, False)):
+            for a, b in zip(ref, _fast(env, lam, c, finite_ref=finite, block=block)):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_solve_uses_the_fast_kernel_for_pure_kl_and_entropy_only():
+    env = ms.TokenMDP.random(4, 4, reward="dense", seed=3, eos=2)
+    env.lse_ref
+    for kw, lam, c in ((dict(beta=0.4), 0.4, 1.0), (dict(temperature=0.4), 0.4, 0.0)):
+        sol = ms.solve(env, **kw)
+        for a, b in zip((sol.q, sol.v, sol.policy), _fast(env, lam, c)):
+            np.testing.assert_array_equal(a, env._user(b))
+
+
+def test_fast_kernel_refuses_hard_control_and_entropy_plus_kl():
+    env = ms.TokenMDP.random(3, 3, seed=0)
+    env.lse_ref
+    with pytest.raises(ValueError, match="lam"):
+        _fast(env, 0.0, 1.0)
+    with pytest.raises(ValueError, match="c in"):
+        _fast(env, 1.0, 0.5)
+    with pytest.raises(ValueError, match="block"):
+        _fast(env, 1.0, 1.0, block=0)
+
+
+def test_fast_kernel_gives_the_same_numbers_without_jit(tmp_path):
+    """NUMBA_DISABLE_JIT=1 runs the kernel as Python (FMA as a·b + c there unless math.fma exists):
+    the numbers agree to 1e-14 with the jitted kernel."""
+    path = tmp_path / "fast_nojit.npz"
+    script = textwrap.dedent(f"""
+        import numpy as np
+        import mdpsandbox as ms
+        from mdpsandbox.solvers._tree_fast import tree_backward_fast
+        from mdpsandbox.solvers.backups import NUMBA_DISABLED
+        assert NUMBA_DISABLED
+        env = ms.TokenMDP.random(3, 4, reward="dense", seed=4, gamma=0.9, eos=1, n_prompts=2)
+        env.lse_ref
+        out = {{}}
+        for name, lam, c in (("kl", 0.3, 1.0), ("kl_huge", 1e300, 1.0), ("kl_tiny", 1e-300, 1.0), ("ent", 0.3, 0.0)):
+            q, v, p = tree_backward_fast(env._rew, env._ref, env._lse_ref, env.level_start, env.gamma, env.eos,
+                                         lam, c, finite_ref=False, block=4)
+            out[name + "_q"], out[name + "_v"], out[name + "_p"] = q, v, p
+        np.savez({str(path)!r}, **out)
+    """)
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=ROOT, timeout=300)
+    nojit = dict(np.load(path))
+    e = ms.TokenMDP.random(3, 4, reward="dense", seed=4, gamma=0.9, eos=1, n_prompts=2)
+    e.lse_ref
+    for name, lam, c in (("kl", 0.3, 1.0), ("kl_huge", 1e300, 1.0), ("kl_tiny", 1e-300, 1.0), ("ent", 0.3, 0.0)):
+        for key, arr in zip("qvp", _fast(e, lam, c)):
+            np.testing.assert_allclose(nojit[f"{name}_{key}"], arr, rtol=1e-14, atol=1e-15, err_msg=name)
