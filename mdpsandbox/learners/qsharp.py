@@ -549,8 +549,8 @@ def _population_rows(env, values_fn):
 def _full_bernoulli(env):
     _check_qsharp_env(env)
     if not _is_bernoulli(env):
-        raise ValueError("algorithm 'qsharp' (Bernoulli head) needs 0/1 sequence rewards; use train_qsharp "
-                         "with kind='histogram' and atoms for other rewards")
+        raise ValueError("algorithm 'qsharp' (Bernoulli head) needs 0/1 sequence rewards; use train('qsharp', env, "
+                         "head='histogram') for other rewards (atoms default to the exact reward-to-go support)")
     return _population_rows(env, lambda p, n, t, z, w: (RewardToGo(p, n, t, z, np.zeros_like(p)), w))
 
 
@@ -780,7 +780,7 @@ def _register():
             name="qsharp", objective=_qsharp_objective, data="reward_to_go", convention="shiq", init="zero",
             sequence_level=True, full_data=_full_bernoulli, batch=_batch, metrics=_qsharp_metrics, arrays=_qsharp_arrays,
             description="Q♯ Bernoulli head (logits = Bernoulli logits per edge), ML on the exact reference "
-                        "return laws; guidance ℓ_ref + Q̂/β (Algorithm 1 rounds: train_qsharp)",
+                        "return laws; guidance ℓ_ref + Q̂/β (Algorithm 1: rounds=k)",
             reference="Zhou et al. 2025, Q♯: Provably optimal distributional RL for LLM post-training"))
     if "cd" not in ALGORITHMS:
         register_algorithm(AlgorithmSpec(
