@@ -146,7 +146,7 @@ def test_quantecon_round_trip(mdp):
 
 def test_quantecon_bad_input():
     with pytest.raises(ValueError, match="beta"):
-        from_quantecon([[1.0]], [[[1.0]]], 1.0)
+        from_quantecon([[1.0]], [[[1.0]]], 1.5)
     with pytest.raises(ValueError, match="no feasible action"):
         from_quantecon([[-np.inf]], [[[1.0]]], 0.9)
     with pytest.raises(ValueError, match="shape"):

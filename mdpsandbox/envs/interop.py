@@ -225,8 +225,36 @@ def from_quantecon(R, Q, beta, s_indices=None, a_indices=None):
     r"""A :class:`TabularMDP` and the feasibility mask ``(S, A)`` from QuantEcon DiscreteDP inputs.
 
     Product form: ``R (n, m)`` (``-inf`` = infeasible action), ``Q (n, m, n)``. State–action-pair
-    form: ``R (L,)``, ``Q (L, n)`` (dense or scipy.sparse), ``s_indices (L,)``, ``a_indices (L,)``.
-    ``beta`` is QuantEcon's discount factor (our ``gamma``; DiscreteDP requires β < 1).
+    form: ``R (L,)``, ``Q (L, n)`` (dense or scipy.sparse), ``s_indices (L,)``, ``a_indices (L,)``, in
+    any order (pairs are placed by their indices). ``beta`` is QuantEcon's discount factor (our
+    ``gamma``); β = 1 is accepted, as DiscreteDP does, for finite-horizon problems
+    (``solve(mdp, horizon=T)``; the infinite-horizon solvers refuse it unless every policy terminates).
+
+    DiscreteDP's API in mdpsandbox terms (σ = a deterministic policy as an action per state, π_σ its
+    one-hot ``(S, A)`` array ``np.eye(A)[σ]``; tests/test_quantecon_cases.py checks each line):
+
+    * ``DiscreteDP(R, Q, beta[, s_indices, a_indices])`` ↔ ``mdp, feasible = from_quantecon(...)``;
+    * ``ddp.solve("policy_iteration" | "value_iteration" | "modified_policy_iteration" |
+      "linear_programming")`` ↔ ``solve(mdp, method="pi" | "vi" | "mpi" | "lp")`` (also
+      ``"gauss-seidel"`` and ``"auto"``); ``epsilon`` ↔ ``tol`` (both certify ‖v − v*‖∞ < tol/2 for
+      VI/MPI), ``v_init`` ↔ ``v0``, ``k`` (MPI partial-evaluation sweeps) ↔ ``m = k + 1`` of
+      :func:`~mdpsandbox.solvers.classic.modified_policy_iteration`; their PI and LP answers are exact,
+      their VI/MPI ``v`` is the last iterate of an ε-stop, ours too (``Solution.bound``), while
+      ``"pi"``/``"lp"``/``"auto"`` at γ > 0.9 return the exact V*;
+    * ``res.v`` ↔ ``sol.v``; ``res.sigma`` ↔ ``np.argmax(np.where(feasible, sol.q, -np.inf), axis=1)``
+      (``sol.policy`` spreads argmax ties uniformly, including over the copies that stand for
+      infeasible actions); ``res.num_iter`` ↔ ``sol.iterations``;
+    * ``res.mc`` / ``ddp.controlled_mc(σ)`` ↔ ``mdp.policy_matrix(π_σ)`` (the chain P_σ; its
+      recurrent classes: :func:`~mdpsandbox.solvers.classic.recurrent_classes`, its gain:
+      :func:`~mdpsandbox.solvers.classic.average_reward`);
+    * ``ddp.evaluate_policy(σ)`` ↔ ``evaluate(mdp, π_σ).v`` (one exact linear solve);
+    * ``ddp.compute_greedy(v)`` ↔ ``np.argmax(np.where(feasible, R + γ P v, -np.inf), axis=1)`` with
+      R + γPv = :func:`~mdpsandbox.solvers.backups.q_backup`; for v = V^σ that is
+      ``evaluate(mdp, π_σ).q`` (one policy-improvement step);
+    * ``ddp.bellman_operator(v)`` ↔ ``q_backup(mdp.P2, mdp.R, γ, v).max(axis=1)``;
+    * ``backward_induction(ddp, T)`` ↔ ``solve(mdp, horizon=T)`` (``sol.v[t]`` = their ``vs[t]`` for
+      t < T, their ``vs[T]`` is the terminal value 0 — ``terminal_value`` to change it);
+    * ``ddp.to_sa_pair_form()`` / ``to_product_form()``: both forms convert to the same TabularMDP.
 
     TabularMDP has a fixed action set, so an infeasible (s, a) becomes a copy of state s's first
     feasible action (same transition, same reward). That is exact for hard control (what DiscreteDP
@@ -235,7 +263,7 @@ def from_quantecon(R, Q, beta, s_indices=None, a_indices=None):
     *not* the same problem under entropy regularisation (duplicates change the entropy), so use KL
     with such a reference there. Returns ``(mdp, feasible)``.
     """
-    gamma = check_gamma(beta, "beta", allow_one=False)
+    gamma = check_gamma(beta, "beta")
     R = np.asarray(R, dtype=np.float64)
     if s_indices is None:
         if R.ndim != 2:
