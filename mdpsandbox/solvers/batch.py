@@ -111,12 +111,12 @@ def _check_stochastic(P2, atol):
 @numba.njit(cache=True, fastmath={"contract"})
 def _lu_solve_inplace(M, x):
     """Solve M y = x in place (x ← y) for M = I − γP_π (P_π stochastic, 0 ≤ γ < 1) by Gaussian
-    elimination without pivoting; M is destroyed (U on and above the diagonal).
+    elimination without pivoting; M is destroyed (U above the diagonal, 1/U on it).
 
     No pivoting is needed: M is a nonsingular M-matrix with M·1 = (1 − γ)·1, its Schur complements
     are M-matrices with row sums ≥ 1 − γ, so every pivot is ≥ 1 − γ > 0 and M is row-diagonally
     dominant at every step, where elimination without pivoting has growth factor ≤ 2 (Wilkinson
-    1961; Higham 2002, Thm 9.9) — as stable as partial pivoting, without the column searches.
+    1961; Higham 2002, ch. 9) — as stable as partial pivoting, without the column searches.
     Rows are updated over their full width (columns left of the pivot get values that are never
     read again): a fixed trip count S lets the inner loop vectorise. Small dense systems (S ≲ 100):
     an explicit loop avoids LAPACK call/copy overhead per MDP."""
@@ -129,18 +129,13 @@ def _lu_solve_inplace(M, x):
             for j in range(n):
                 M[i, j] -= f * M[k, j]
             x[i] -= f * xk
-    _back_substitute(M, x)
-
-
-@numba.njit(cache=True, fastmath={"contract", "reassoc"})  # the dot products vectorise
-def _back_substitute(M, x):
-    """x ← U⁻¹ x, U the upper triangle of M."""
-    n = M.shape[0]
+        M[k, k] = inv  # not read again by the elimination
+    # back substitution by columns (independent updates, no division on the dependency chain)
     for i in range(n - 1, -1, -1):
-        acc = x[i]
-        for j in range(i + 1, n):
-            acc -= M[i, j] * x[j]
-        x[i] = acc / M[i, i]
+        xi = x[i] * M[i, i]
+        x[i] = xi
+        for r in range(i):
+            x[r] -= M[r, i] * xi
 
 
 @numba.njit(cache=True)
