@@ -226,3 +226,41 @@ def test_fast_kernel_gives_the_same_numbers_without_jit(tmp_path):
     for name, lam, c in (("kl", 0.3, 1.0), ("kl_huge", 1e300, 1.0), ("kl_tiny", 1e-300, 1.0), ("ent", 0.3, 0.0)):
         for key, arr in zip("qvp", _fast(e, lam, c)):
             np.testing.assert_allclose(nojit[f"{name}_{key}"], arr, rtol=1e-14, atol=1e-15, err_msg=name)
+
+
+def _equal(xs, ys):
+    for a, b in zip(xs, ys):
+        np.testing.assert_array_equal(a, b)
+
+
+def _ptr(a):
+    return a.__array_interface__["data"][0]
+
+
+def test_a_dropped_solutions_memory_is_reused_and_a_kept_one_is_never_touched():
+    """OutputPool: the next solve of the same env writes into the memory of a Solution nobody holds
+    any more (every element overwritten: equal to a solve into fresh arrays); memory still viewed
+    by anything — the Solution, or one array or view of it — is never handed out again."""
+    env = ms.TokenMDP.random(4, 4, reward="dense", seed=8, eos=1)
+    env.lse_ref
+    s1 = ms.solve(env, beta=0.3)
+    keep = [a.copy() for a in (s1.q, s1.v, s1.policy)]
+    s2 = ms.solve(env, beta=7.0)  # s1 alive: fresh memory
+    assert _ptr(s2.q) != _ptr(s1.q) and _ptr(s2.policy) != _ptr(s1.policy)
+    _equal(keep, (s1.q, s1.v, s1.policy))  # (a helper: loop variables would keep arrays alive here)
+    ptrs = {_ptr(s1.q), _ptr(s1.v), _ptr(s1.policy)}
+    del s1
+    assert env._tree_pool.n_free == 3
+    s3 = ms.solve(env, beta=0.3)
+    assert {_ptr(s3.q), _ptr(s3.v), _ptr(s3.policy)} == ptrs
+    _equal((s3.q, s3.v, s3.policy), [env._user(b) for b in _fast(env, 0.3, 1.0)])
+    row = s3.policy[2:3]  # a view keeps the policy's memory out of the pool
+    del s3
+    assert env._tree_pool.n_free == 2
+    s4 = ms.solve(env, beta=0.3)
+    assert _ptr(s4.policy) != _ptr(row) and _ptr(s4.policy) not in ptrs
+    before = row.copy()
+    ms.solve(env, temperature=0.5)
+    np.testing.assert_array_equal(row, before)
+    del row
+    assert env._tree_pool.n_free >= 1

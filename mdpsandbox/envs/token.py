@@ -181,6 +181,7 @@ class TokenMDP:
         self.level_start = np.concatenate([[0], np.cumsum(self.level_sizes)]).astype(np.int64)
         self._lse_ref = None
         self._reachable = None
+        self._tree_pool = None  # recycled output memory of exact solves (solvers/_tree_fast.OutputPool)
 
     # ------------------------------------------------------------------ arrays
     @property

@@ -40,7 +40,7 @@ import numpy as np
 from .backups import (_EXP_MIN, _LN2_HI, _LN2_LO, _LOG2E, _SHIFTER, NUMBA_DISABLED, _exp_nonpos,
                       _expm1_small, _pow2)
 
-__all__ = ["tree_backward_fast", "BLOCK_NODES"]
+__all__ = ["tree_backward_fast", "OutputPool", "BLOCK_NODES"]
 
 if NUMBA_DISABLED:
     if hasattr(math, "fma"):  # Python ≥ 3.13: correctly rounded, as the hardware instruction
@@ -326,15 +326,27 @@ def _tree_fast_kernel(rew, ell, lse_ell, level_start, n_nodes, V, gamma, eos, la
                        p * n_nodes * (V - 1) + a0 * V - c0, q, v, pol)
 
 
+def _check_out(out, Pn, N, V):
+    """Validate ``out`` = (q, v, policy) output arrays."""
+    q, v, pol = out
+    for a, shape, name in ((q, (Pn, N, V), "q"), (v, (Pn, N), "v"), (pol, (Pn, N, V), "policy")):
+        if not (isinstance(a, np.ndarray) and a.shape == shape and a.dtype == np.float64
+                and a.flags.c_contiguous and a.flags.writeable):
+            raise ValueError(f"out[{name!r}] must be a writeable C-contiguous float64 array of shape {shape}")
+    return q, v, pol
+
+
 def tree_backward_fast(rewards, ref_logits, lse_ref, level_start, gamma: float, eos, lam: float, c: float,
-                       finite_ref: bool = False, block: int = BLOCK_NODES):
+                       finite_ref: bool = False, block: int = BLOCK_NODES, out=None):
     r"""Backward induction on a whole token tree for pure KL (``c = 1``, λ = β) or pure entropy
-    (``c = 0``, λ = τ) control, λ > 0 — the equations of :func:`~mdpsandbox.solvers.backups.tree_backward`
-    with the same numbers bit for bit, in a block-vectorised loop order (see the module docstring).
+    (``c = 0``, λ = τ) control, λ > 0 — the equations and branches of
+    :func:`~mdpsandbox.solvers.backups.tree_backward` in a block-vectorised loop order (see the module
+    docstring); ``finite_ref=True`` promises every logit is finite (skips the per-row support test).
 
     Shapes as :func:`~mdpsandbox.solvers.backups.tree_backward`: ``rewards``, ``ref_logits``
     ``(P, N, V)`` C-contiguous float64 (``ref_logits`` unread when c = 0), ``lse_ref`` ``(P, N)``
-    (unread when c = 0). Returns ``(q, v, policy)``.
+    (unread when c = 0). ``out``: optional ``(q, v, policy)`` C-contiguous float64 arrays of those
+    shapes to write into (every element is overwritten). Returns ``(q, v, policy)``.
     """
     if not (lam > 0.0 and (c == 1.0 or c == 0.0)):
         raise ValueError(f"tree_backward_fast needs lam > 0 and c in {{0, 1}}, got lam={lam!r}, c={c!r}")
@@ -342,9 +354,10 @@ def tree_backward_fast(rewards, ref_logits, lse_ref, level_start, gamma: float, 
     if block < 1:
         raise ValueError(f"block must be a positive number of nodes, got {block}")
     Pn, N, V = rewards.shape
-    q = np.empty((Pn, N, V))
-    v = np.empty((Pn, N))
-    pol = np.empty((Pn, N, V))
+    if out is None:
+        q, v, pol = np.empty((Pn, N, V)), np.empty((Pn, N)), np.empty((Pn, N, V))
+    else:
+        q, v, pol = _check_out(out, Pn, N, V)
     if c == 0.0:
         ref_logits, lse_ref = rewards, v  # unread
     _tree_fast_kernel(np.ascontiguousarray(rewards).reshape(-1), np.ascontiguousarray(ref_logits).reshape(-1),
@@ -352,3 +365,64 @@ def tree_backward_fast(rewards, ref_logits, lse_ref, level_start, gamma: float, 
                       float(gamma), -1 if eos is None else int(eos), float(lam), float(c), bool(finite_ref), block,
                       q.reshape(-1), v.reshape(-1), pol.reshape(-1))
     return q, v, pol
+
+
+# ---------------------------------------------------------------------- recycled output memory
+class _Raw(np.ndarray):
+    """Flat float64 memory kept by an :class:`OutputPool` (a subclass only so that numpy does not
+    collapse the base chain of the arrays handed out past their :class:`_Holder`)."""
+
+
+class _Holder(np.ndarray):
+    """View of one pooled buffer; every array handed out has it in its base chain, so it dies when
+    the last of them does — and then gives the buffer back to its pool."""
+
+    def __del__(self):
+        pool = self.__dict__.get("_pool")
+        if pool is not None:
+            try:
+                pool._release(self.base)
+            except Exception:  # pragma: no cover - interpreter shutdown
+                pass
+
+
+class OutputPool:
+    """Recycles the output memory (q, v, policy) of the token-tree solves of one env.
+
+    A fresh 19 MB array costs its page faults (the kernel zeroes ~40 MB of pages per solve of the
+    V = 8, H = 7 tree, a third of the solve). :meth:`empty` hands out plain ndarrays whose memory
+    returns to the pool once every array viewing it is gone (a Solution that was dropped); the next
+    solve reuses it. Memory still referenced — a Solution kept, or any view of its arrays — is never
+    reused. At most ``keep`` free buffers are kept (one solve's q, v and policy)."""
+
+    def __init__(self, keep: int = 3):
+        self.keep = int(keep)
+        self._free = []
+
+    def empty(self, shape) -> np.ndarray:
+        """An uninitialised C-contiguous float64 array of ``shape`` (recycled memory when available)."""
+        n = 1
+        for d in shape:
+            n *= int(d)
+        raw = None
+        for j in range(len(self._free) - 1, -1, -1):
+            if self._free[j].size == n:
+                try:
+                    raw = self._free.pop(j)
+                except IndexError:  # pragma: no cover - taken concurrently
+                    raw = None
+                break
+        if raw is None:
+            raw = np.empty(n).view(_Raw)
+        holder = raw.view(_Holder)
+        holder._pool = self
+        return holder.view(np.ndarray).reshape(shape)
+
+    def _release(self, raw):
+        if len(self._free) < self.keep:
+            self._free.append(raw)
+
+    @property
+    def n_free(self) -> int:
+        """Number of free buffers held."""
+        return len(self._free)

@@ -464,7 +464,7 @@ def _tree_backward_kernel(rew, ell, lse_ell, level_start, n_nodes, gamma, eos, l
 
 
 def tree_backward(rewards, ref_logits, lse_ref, level_start, gamma: float, eos, reg: Regulariser, *,
-                  finite_ref: bool = False):
+                  finite_ref: bool = False, out=None):
     r"""Backward induction on a whole token tree (docs/math.md §4), one level at a time, in one call:
 
     .. math::
@@ -488,17 +488,19 @@ def tree_backward(rewards, ref_logits, lse_ref, level_start, gamma: float, eos, 
     multiply–adds, so values agree with the general kernel to a few ulp, not bit for bit);
     ``finite_ref=True`` promises every reference logit is finite (a TokenMDP's own logits are
     checked finite), which skips the per-row test for excluded actions (π_ref = 0). Hard control
-    and entropy + KL run the general kernel.
+    and entropy + KL run the general kernel. ``out``: optional ``(q, v, policy)`` C-contiguous
+    float64 arrays of the output shapes to write into (every element is overwritten).
     """
-    if reg.lam > 0.0 and (reg.temperature == 0.0 or reg.beta == 0.0):
-        from ._tree_fast import tree_backward_fast
+    from ._tree_fast import _check_out, tree_backward_fast
 
+    if reg.lam > 0.0 and (reg.temperature == 0.0 or reg.beta == 0.0):
         return tree_backward_fast(rewards, ref_logits, lse_ref, level_start, gamma, eos, float(reg.lam),
-                                  1.0 if reg.temperature == 0.0 else 0.0, finite_ref=finite_ref)
+                                  1.0 if reg.temperature == 0.0 else 0.0, finite_ref=finite_ref, out=out)
     Pn, N, V = rewards.shape
-    q = np.empty((Pn, N, V))
-    v = np.empty((Pn, N))
-    pol = np.empty((Pn, N, V))
+    if out is None:
+        q, v, pol = np.empty((Pn, N, V)), np.empty((Pn, N)), np.empty((Pn, N, V))
+    else:
+        q, v, pol = _check_out(out, Pn, N, V)
     lam, c = float(reg.lam), float(reg.c)
     if c == 0.0:
         ref_logits = rewards  # unread (c = 0); avoids 0·(−inf) on a −inf logit

@@ -22,6 +22,7 @@ from ..envs.tabular import TabularMDP
 from ..envs.token import TokenMDP, _check_tree_size
 from .krylov import solve_policy_system
 from .backups import Regulariser, bellman_backup, q_backup, tree_backward
+from ._tree_fast import OutputPool
 
 __all__ = ["Solution", "Evaluation", "solve", "evaluate", "ConvergenceWarning", "METHODS", "make_regulariser"]
 
@@ -439,8 +440,15 @@ def _solve_tree(env: TokenMDP, reg: Regulariser, ell: np.ndarray) -> Solution:
         lse = np.zeros((Pn, N) if reg.beta > 0 else (1, 1))  # ell = log π_ref is normalised; unused if β = 0
     rew = np.ascontiguousarray(env._rew)
     ell = np.ascontiguousarray(ell)
+    # outputs in recycled memory: a dropped Solution's arrays are reused, no page faults (_tree_fast.OutputPool)
+    pool = getattr(env, "_tree_pool", None)
+    if pool is None:
+        pool = env._tree_pool = OutputPool()
+    V = env.vocab_size
+    out = (pool.empty((Pn, N, V)), pool.empty((Pn, N)), pool.empty((Pn, N, V)))
     # a TokenMDP's own logits are checked finite at construction; a ref_policy may exclude actions
-    q, v, pol = tree_backward(rew, ell, lse, env.level_start, env.gamma, env.eos, reg, finite_ref=ell is env._ref)
+    q, v, pol = tree_backward(rew, ell, lse, env.level_start, env.gamma, env.eos, reg, finite_ref=ell is env._ref,
+                              out=out)
     sol = Solution(env._user(q), env._user(v), env._user(pol), 0.0, env.horizon, True, "backward", _b(reg),
                    _t(reg), 0.0, float(np.mean(v[:, 0])))
     return sol
