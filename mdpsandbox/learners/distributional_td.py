@@ -11,8 +11,10 @@ generative model (every state draws next states X' ~ P(·|x) each iteration, see
   or as the plain cross-entropy (C51) gradient step on logits (a slow, named variant). Fixed point:
   the categorical DP fixed point (:func:`categorical_fixed_point`).
 * **quantile TD** (QR; Dabney et al. 2018): m quantile locations at levels τ_i = (2i−1)/(2m),
-  stochastic (sub)gradient steps on the quantile Huber loss (κ = 0: pinball loss). Fixed point:
-  the quantile DP fixed point (:func:`quantile_dp`); with κ > 0 within κ of it.
+  stochastic (sub)gradient steps on the quantile Huber loss (κ = 0: pinball loss), each scaled by the
+  slope of the current quantile function (≈ 1/density, :func:`quantile_slope_scale`) and projected on
+  the return interval. Fixed point: the quantile DP fixed point (:func:`quantile_dp`); with κ > 0
+  within κ of it.
 * **HL-Gauss** value regression (Farebrother et al. 2024, "Stop regressing: training value
   functions via classification for scalable deep RL"): a histogram over fixed bins trained by
   cross-entropy to the Gaussian-smoothed histogram of the TD target r + γ V̂(X'); the value is the
@@ -21,7 +23,8 @@ generative model (every state draws next states X' ~ P(·|x) each iteration, see
   from the edges).
 
 Pure functions first (targets, losses and their gradients), then the three learners, which only
-call them. Step sizes α_k = lr / (k+1)^ω (Robbins–Monro for ω ∈ (1/2, 1]).
+call them. Step sizes: :class:`TDConfig` (the rescaled linear step c/(c + (1−γ)k) by default, or
+lr / (k+1)^ω, Robbins–Monro for ω ∈ (1/2, 1]).
 """
 from __future__ import annotations
 
@@ -353,10 +356,11 @@ def quantile_slope_scale(theta, lower: float) -> np.ndarray:
     (θ_(i) sorted; one-sided differences at i = 1, m; τ_{i+1} − τ_{i−1} = 2/m), returned at the positions of
     ``theta`` (unsorted rows keep their order). A quantile's expected pinball step is α (F(θ_i) − τ_i)
     ≈ α f(θ*_i)(θ_i − θ*_i) near the fixed point, so the gain is the target density f; multiplying by
-    w_i ≈ 1/f makes it ≈ α for every quantile and every width of the return law (a diagonal Newton /
-    density-normalised step, as in quantile stochastic approximation with an estimated density,
-    e.g. Bardou, Frikha & Pagès 2009, "Computing VaR and CVaR using stochastic approximation and adaptive
-    unconstrained importance sampling"). w is a positive function of θ only, so the expected update
+    w_i ≈ 1/f makes it ≈ α for every quantile and every width of the return law: the Robbins–Monro gain
+    1/f(θ*) with the slope estimated on line (Venter 1967, "An extension of the Robbins–Monro procedure",
+    Ann. Math. Statist. 38; Polyak & Juditsky 1992 show averaging reaches the same asymptotic variance
+    without it — the scale matters for the transient, which is what 5000 steps at γ = 0.99 are).
+    w is a positive function of θ only, so the expected update
     vanishes exactly where the unscaled one does: the fixed points (the quantile DP fixed point) are
     unchanged; the floor ``lower`` > 0 keeps collapsed (Dirac) quantiles moving, and on θ ∈ [lo, hi]
     w ≤ m (hi − lo). theta ``(S, m)``. Returns ``(S, m)`` (m = 1: no slope, ``lower`` is returned).
