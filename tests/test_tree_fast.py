@@ -62,7 +62,11 @@ def _mp_tree(env, lam, c, ref=None):
                 # Σ weights: exactly 1 for KL (π_ref normalised: its 40-digit sum is off by ~1e-40, which
                 # λ = 1e300 would amplify), |A| for entropy
                 base = mp.mpf(1) if c == 1 else mp.mpf(len(wts))
-                L = mp.log(base) + mp.log1p(mp.fsum(w * mp.expm1((qm[a] - qmax) / lam_m) for w, a in wts) / base)
+                x = mp.fsum(w * mp.expm1((qm[a] - qmax) / lam_m) for w, a in wts) / base
+                if x > -0.5:
+                    L = mp.log(base) + mp.log1p(x)
+                else:  # x ≈ −1 + π_ref(best): 1 + x would cancel (π_ref = e^-1000), the direct sum does not
+                    L = mp.log(mp.fsum(w * mp.exp((qm[a] - qmax) / lam_m) for w, a in wts))
                 vm[i] = qmax + lam_m * L
                 for w, a in wts:
                     pol[p, i, a] = float(w * mp.exp((qm[a] - qmax) / lam_m - L))
@@ -264,3 +268,21 @@ def test_a_dropped_solutions_memory_is_reused_and_a_kept_one_is_never_touched():
     np.testing.assert_array_equal(row, before)
     del row
     assert env._tree_pool.n_free >= 1
+
+
+@pytest.mark.parametrize("beta", [1e-300, 1e-3, 0.1, 1.0])
+def test_best_action_with_a_negligible_reference_probability_keeps_the_exact_value(beta):
+    """Logit gaps of 1000 (π_ref ≈ e^-1000 on the action with the best Q): the exponents shifted by
+    LSE ℓ all underflow, so the row is redone max-shifted (TINY_SUM) — V still matches 40 digits."""
+    V, H = 3, 3
+    N = sum(V**h for h in range(H))
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(N, V))
+    logits[:, 1] -= 1000.0
+    rew = rng.random((N, V))
+    rew[:, 1] += 2.0
+    env = ms.TokenMDP(V, H, logits, rew, gamma=0.9)
+    env.lse_ref
+    _close(_fast(env, beta, 1.0), _mp_tree(env, beta, 1), 1.0)
+    sol = ms.solve(env, beta=beta)
+    assert np.all(np.isfinite(sol.v)) and np.all(np.isfinite(sol.policy))

@@ -94,6 +94,10 @@ def _exp_fma(x):
     return e if x >= _EXP_MIN else 0.0
 
 
+#: below this Σ_a e^{w_a} a row is redone with the max-shift (see pass 2 of ``_block``): above it the
+#: terms e^w < 1e-308 that the exp flushes to 0 weigh < 1e-28 relative
+TINY_SUM = 1e-280
+
 #: nodes per parallel task (a block of BLOCK_NODES·V edges stays in L1/L2 between the passes)
 BLOCK_NODES = 256
 
@@ -207,6 +211,21 @@ def _shifted_logits(q, ell, r0, V, qmax, inv, c, use_ref, pol):
 
 
 @numba.njit(inline="always")
+def _row_sum(pol, r0, V):
+    """Σ pol[r0 : r0 + V] (four partial sums)."""
+    s0, s1, s2, s3 = 0.0, 0.0, 0.0, 0.0
+    V4 = V - V % 4
+    for a in range(0, V4, 4):
+        s0 += pol[_u(r0 + a)]
+        s1 += pol[_u(r0 + a + 1)]
+        s2 += pol[_u(r0 + a + 2)]
+        s3 += pol[_u(r0 + a + 3)]
+    for a in range(V4, V):
+        s0 += pol[_u(r0 + a)]
+    return (s0 + s1) + (s2 + s3)
+
+
+@numba.njit(inline="always")
 def _narrow_row(q, ell, lse, r0, V, qmax, lam, inv, pol):
     """The c = 1, small-spread row: π = π_ref(1 + expm1(u))/(1 + x), V = Q̄ + λ log1p(x),
     x = Σ π_ref expm1(u) — operation for operation the branch of ``backups._soft_row``."""
@@ -244,9 +263,13 @@ def _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, has_child, i0, i1, 
     else:
         for k in range(k0, k1):
             q[_u(k)] = rew[_u(k)]
-    # 2. per node: Q̄ over supp π_ref (kept in v[i]), the spread test, w into pol, m into a scratch
-    #    (NaN marks a narrow-spread row, finished in pass 4)
-    mrow = np.empty(i1 - i0)
+    # 2. per node: Q̄ over supp π_ref (kept in v[i]), the spread test, and the exponent
+    #    w_a = min((Q_a − Q̄)/λ, 0) + c(ℓ_a − LSE ℓ) ≤ 0 into pol. The shift by LSE ℓ (log π_ref ≤ 0)
+    #    replaces the max-shift of the general kernel: w ≤ 0 already and the action of Q̄ has
+    #    w = c log π_ref, so Σ e^w ≥ π_ref(Q̄'s action)^c; a row where that sum is < TINY_SUM
+    #    (π_ref of the best action < 1e-280) is redone max-shifted in pass 4. NaN in the scratch
+    #    marks a narrow-spread row (finished in pass 4).
+    mark = np.empty(i1 - i0)
     for i in range(i0, i1):
         r0 = i * V
         if use_ref and not finite and _has_excluded(ell, r0, V):
@@ -255,42 +278,43 @@ def _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, has_child, i0, i1, 
             qmax, qmin = _max_min(q, r0, V)
         v[_u(i)] = qmax
         if kl and (qmax - qmin) * inv <= 0.03125:  # SMALL_SPREAD
-            mrow[_u(i - i0)] = np.nan
+            mark[_u(i - i0)] = np.nan
             for a in range(V):
                 pol[_u(r0 + a)] = 0.0
         else:
-            m = _shifted_logits(q, ell, r0, V, qmax, inv, c, use_ref, pol)
-            mrow[_u(i - i0)] = m
-            for a in range(V):
-                pol[_u(r0 + a)] = pol[_u(r0 + a)] - m
-    # 3. e^{w − m} over the block (flat, vectorised): the bulk of the arithmetic
+            mark[_u(i - i0)] = 0.0
+            if use_ref:
+                lse = lse_ell[_u(i)]
+                for a in range(V):
+                    k = _u(r0 + a)
+                    pol[k] = min((q[k] - qmax) * inv, 0.0) + c * (ell[k] - lse)
+            else:
+                for a in range(V):
+                    k = _u(r0 + a)
+                    pol[k] = (q[k] - qmax) * inv
+    # 3. e^w over the block (flat, vectorised): the bulk of the arithmetic
     for k in range(k0, k1):
         pol[_u(k)] = _exp_fma(pol[_u(k)])
     # 4. per node: Σ, the normalised policy and the value (or the narrow-spread form)
-    V4 = V - V % 4
     for i in range(i0, i1):
         r0 = i * V
         qmax = v[_u(i)]
-        m = mrow[_u(i - i0)]
-        if m != m:
+        if mark[_u(i - i0)] != 0.0:
             v[_u(i)] = _narrow_row(q, ell, lse_ell[_u(i)], r0, V, qmax, lam, inv, pol)
             continue
-        s0, s1, s2, s3 = 0.0, 0.0, 0.0, 0.0
-        for a in range(0, V4, 4):
-            s0 += pol[_u(r0 + a)]
-            s1 += pol[_u(r0 + a + 1)]
-            s2 += pol[_u(r0 + a + 2)]
-            s3 += pol[_u(r0 + a + 3)]
-        for a in range(V4, V):
-            s0 += pol[_u(r0 + a)]
-        s = (s0 + s1) + (s2 + s3)
+        s = _row_sum(pol, r0, V)
+        m = 0.0
+        if s < TINY_SUM:  # only with a reference: its best-Q action is nearly excluded
+            m = _shifted_logits(q, ell, r0, V, qmax, inv, c, use_ref, pol)
+            for a in range(V):
+                k = _u(r0 + a)
+                pol[k] = _exp_fma(pol[k] - m)
+            s = _row_sum(pol, r0, V)
+            m = m - c * lse_ell[_u(i)]
         inv_s = 1.0 / s
         for a in range(V):
             pol[_u(r0 + a)] *= inv_s
-        if use_ref:
-            v[_u(i)] = qmax + lam * (m + math.log(s) - c * lse_ell[_u(i)])
-        else:
-            v[_u(i)] = qmax + lam * (m + math.log(s))
+        v[_u(i)] = qmax + lam * (m + math.log(s))
 
 
 @numba.njit(parallel=True, fastmath=False, cache=True)
