@@ -123,11 +123,11 @@ def categorical_mirror_step(logits, target_probs, alpha) -> np.ndarray:
       F δ = p − η̂ (the C51 gradient) is solved by δ_i = 1 − η̂_i/p_i; the natural-gradient step θ − α δ
       equals θ' + logsumexp θ to first order in α (θ' − log p = log(1 + α(η̂/p − 1)); Amari 1998, "Natural
       gradient works efficiently in learning"). The plain gradient step θ − α(p − η̂) instead moves p_i by
-      ≈ α p_i(η̂_i − p_i − c), c = Σ_j p_j(p_j − η̂_j) common to all atoms: a factor p_i slower on atoms of
-      small mass.
+      ≈ α p_i(η̂_i − p_i − c), c = Σ_j p_j(p_j − η̂_j) common to all atoms: a factor p_i slower on
+      atoms of small mass.
 
-    Computed in log space (``logaddexp``), so logits stay finite for 0 ≤ α < 1 even where η̂_i = 0 or
-    p_i underflows; the result is normalised (logsumexp θ' = 0).
+    Computed as the log of the mixture, and in log space (``logaddexp``) where a softmax entry underflows,
+    so logits stay finite for 0 ≤ α < 1 even where η̂_i = 0; the result is normalised (logsumexp θ' = 0).
     logits ``(B, m)``, target_probs ``(B, m)`` (non-negative rows summing to 1), alpha in [0, 1).
     Returns ``(B, m)``.
     """
@@ -679,8 +679,8 @@ def quantile_td(P, r, gamma, n_quantiles: int, *, kappa: float = 0.0,
     θ(x) ∈ R^m at levels τ_i = (2i−1)/(2m). Each iteration, for every x with sampled X'_1..X'_n,
     targets y_{bj} = r(x) + γ θ_j(X'_b) (n·m equally weighted samples) and the projected, slope-scaled step
     θ_i(x) ← clip(θ_i(x) − α_k w_i(x) ∂_{θ_i} :func:`quantile_huber_loss`, [lo, hi]), lo, hi = min r/(1−γ),
-    max r/(1−γ), with w_i(x) = :func:`quantile_slope_scale` — the slope (θ_(i+1) − θ_(i−1))/(τ_{i+1} − τ_{i−1})
-    of the current quantile function ≈ 1/f(θ_i), floored at the reward range (1−γ)(hi − lo) — starting
+    max r/(1−γ), with w_i(x) = :func:`quantile_slope_scale` — the slope
+    (θ_(i+1) − θ_(i−1))/(τ_{i+1} − τ_{i−1}) of the current quantile function ≈ 1/f(θ_i), floored at the reward range (1−γ)(hi − lo) — starting
     from the uniform law θ_i = lo + τ_i (hi − lo), and by default the rescaled linear step
     α_k = c/(c + (1−γ)k) with Polyak–Ruppert averaging of the second half. Why the slope: the pinball
     gradient F̂(θ_i) − τ_i has no units and its mean ≈ f(θ*_i)(θ_i − θ*_i) near the fixed point, so an
@@ -691,7 +691,8 @@ def quantile_td(P, r, gamma, n_quantiles: int, *, kappa: float = 0.0,
     function of θ, so the fixed points are those of the plain step; the interval contains every fixed
     point, so the projection keeps them (projected stochastic approximation). The expected update
     vanishes exactly when θ_i(x) is a τ_i-quantile of the target mixture — the quantile DP fixed point
-    (docs/math.md §7); with κ > 0 the fixed point moves by at most κ. Returns :class:`TDResult` with ``estimate`` ``(S, m)`` quantile locations (mean =
+    (docs/math.md §7); with κ > 0 the fixed point moves by at most κ. Returns :class:`TDResult` with
+    ``estimate`` ``(S, m)`` quantile locations (mean =
     their average).
     """
     return _via_train("qr", P, r, gamma, config, n_quantiles=n_quantiles, kappa=kappa)
