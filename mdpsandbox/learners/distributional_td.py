@@ -394,8 +394,8 @@ def _quantile_td(P, r, gamma, n_quantiles: int, *, kappa: float = 0.0,
     θ(x) ∈ R^m at levels τ_i = (2i−1)/(2m). Each iteration, for every x with sampled X'_1..X'_n,
     targets y_{bj} = r(x) + γ θ_j(X'_b) (n·m equally weighted samples) and the projected, slope-scaled step
     θ(x) ← clip(θ(x) − α_k w(θ(x)) ⊙ ∇_θ :func:`quantile_huber_loss`, [lo, hi]) (κ = 0: pinball),
-    w = :func:`quantile_slope_scale` floored at the reward range, θ_0 = the uniform law on [lo, hi]
-    (see :func:`quantile_td`). The expected update vanishes
+    w = :func:`quantile_slope_scale` floored at the reward range (m = 1: w = hi − lo, the return range),
+    θ_0 = the uniform law on [lo, hi] (see :func:`quantile_td`). The expected update vanishes
     exactly when θ_i(x) is a τ_i-quantile of the target mixture — the quantile DP fixed point
     (docs/math.md §7); with κ > 0 the fixed point moves by at most κ. Returns :class:`TDResult` with
     ``estimate`` ``(S, m)`` quantile locations (mean = their average).
@@ -418,7 +418,7 @@ def _quantile_td(P, r, gamma, n_quantiles: int, *, kappa: float = 0.0,
     def update(theta, alpha):
         xn = draw()
         y = r[:, None] + gamma * theta[xn].reshape(S, n_next * m)
-        w = quantile_slope_scale(theta, floor)
+        w = scale if m == 1 else quantile_slope_scale(theta, floor)  # m = 1 (the median): no slope to read
         return np.clip(theta - alpha * w * quantile_huber_grad(theta, y, taus, kappa), lo, hi)
 
     theta0 = np.tile(lo + taus * (hi - lo), (S, 1))  # the uniform law on the return interval
@@ -680,7 +680,8 @@ def quantile_td(P, r, gamma, n_quantiles: int, *, kappa: float = 0.0,
     targets y_{bj} = r(x) + γ θ_j(X'_b) (n·m equally weighted samples) and the projected, slope-scaled step
     θ_i(x) ← clip(θ_i(x) − α_k w_i(x) ∂_{θ_i} :func:`quantile_huber_loss`, [lo, hi]), lo, hi = min r/(1−γ),
     max r/(1−γ), with w_i(x) = :func:`quantile_slope_scale` — the slope
-    (θ_(i+1) − θ_(i−1))/(τ_{i+1} − τ_{i−1}) of the current quantile function ≈ 1/f(θ_i), floored at the reward range (1−γ)(hi − lo) — starting
+    (θ_(i+1) − θ_(i−1))/(τ_{i+1} − τ_{i−1}) of the current quantile function ≈ 1/f(θ_i), floored at the
+    reward range (1−γ)(hi − lo) (for m = 1, the median alone with no slope to read: hi − lo) — starting
     from the uniform law θ_i = lo + τ_i (hi − lo), and by default the rescaled linear step
     α_k = c/(c + (1−γ)k) with Polyak–Ruppert averaging of the second half. Why the slope: the pinball
     gradient F̂(θ_i) − τ_i has no units and its mean ≈ f(θ*_i)(θ_i − θ*_i) near the fixed point, so an
