@@ -254,6 +254,12 @@ def test_bad_input_names_the_argument():
         dtd.categorical_td(P, r, GAMMA, ATOMS, parametrisation="floor-ceil")
     with pytest.raises(ValueError, match="y must lie inside"):
         dtd.hl_gauss_target(np.array([5.0]), EDGES, SIGMA)
+    with pytest.raises(ValueError, match="target_probs"):
+        dtd.categorical_mirror_step(np.zeros((2, 3)), np.full((2, 4), 0.25), 0.5)
+    with pytest.raises(ValueError, match="target_probs"):
+        dtd.categorical_mirror_step(np.zeros((1, 2)), np.array([[1.5, -0.5]]), 0.5)
+    with pytest.raises(ValueError, match="parametrisation"):
+        dtd.hl_gauss_td(P, r, GAMMA, EDGES, SIGMA, parametrisation="logits_sgd")  # HL-Gauss: "logits" is the CE step
 
 
 # ---------------------------------------------------------------------- default schedules (one source)
