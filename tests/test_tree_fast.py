@@ -286,3 +286,27 @@ def test_best_action_with_a_negligible_reference_probability_keeps_the_exact_val
     _close(_fast(env, beta, 1.0), _mp_tree(env, beta, 1), 1.0)
     sol = ms.solve(env, beta=beta)
     assert np.all(np.isfinite(sol.v)) and np.all(np.isfinite(sol.policy))
+
+
+def test_fma_exp_is_within_one_ulp_of_the_40_digit_exponential():
+    """_exp_fma(x) = e^x to ≤ 1 ulp for x ∈ [−708, 0] (and 0 below −708, as ``_exp_nonpos``)."""
+    import numba
+
+    from mdpsandbox.solvers._tree_fast import _exp_fma
+
+    @numba.njit
+    def apply(a, out):
+        for k in range(a.shape[0]):
+            out[k] = _exp_fma(a[k])
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-708, 0, 4000), rng.uniform(-1, 0, 4000), -rng.exponential(1e-5, 1000),
+                        [0.0, -0.0, -708.0, -707.99, -1e-300, -5e-324]])
+    got = np.empty_like(x)
+    apply(x, got)
+    want = np.array([float(mp.exp(mp.mpf(t))) for t in x])
+    assert np.max(np.abs(got - want) / np.spacing(want)) <= 1.0
+    below = np.array([-708.5, -1e4, -np.inf])
+    out = np.empty_like(below)
+    apply(below, out)
+    assert np.all(out == 0.0)
