@@ -363,8 +363,8 @@ def _td_mrp(seed):
 
 @claim(id="c51_td_fixed_point",
        title="Categorical TD (C51 logits and CTD mixture) reaches the categorical DP fixed point",
-       statement=("Sample-based categorical TD with the hat projection Π_C — the C51 cross-entropy step on logits "
-                  "(Bellemare et al. 2017) and the CTD probability mixture (Rowland et al. 2018) — converges to the "
+       statement=("Sample-based categorical TD with the hat projection Π_C — the C51 loss on a logit table stepped by "
+                  "mirror descent, i.e. the CTD mixture written in logits (Bellemare et al. 2017) and the CTD probability mixture (Rowland et al. 2018) — converges to the "
                   "categorical fixed point η_C = Π_C T^π η_C: sup-W1 ≤ 0.015 after 5000 iterations × 4 samples."),
        citation="Bellemare, Dabney & Munos (2017) \"A distributional perspective on RL\"; Rowland et al. (2018) \"An "
                 "analysis of categorical distributional RL\"; docs/math.md §7, §9",

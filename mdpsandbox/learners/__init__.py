@@ -72,6 +72,7 @@ from .distributional_td import (
     TDConfig,
     TDResult,
     categorical_cross_entropy,
+    categorical_mirror_step,
     categorical_target_matrices,
     categorical_td,
     categorical_td_target,
@@ -83,6 +84,7 @@ from .distributional_td import (
     mrp_value,
     quantile_huber_grad,
     quantile_huber_loss,
+    quantile_slope_scale,
     quantile_td,
 )
 from .qsharp import (
@@ -108,9 +110,9 @@ from .qsharp import (
 
 __all__ += [
     "distributional_td", "qsharp",
-    "DEFAULT_CONFIGS", "TDConfig", "TDResult", "categorical_cross_entropy", "categorical_target_matrices", "categorical_td",
+    "DEFAULT_CONFIGS", "TDConfig", "TDResult", "categorical_cross_entropy", "categorical_mirror_step", "categorical_target_matrices", "categorical_td",
     "categorical_td_target", "hl_gauss_fixed_point", "hl_gauss_loss", "hl_gauss_mean", "hl_gauss_target",
-    "hl_gauss_td", "mrp_value", "quantile_huber_grad", "quantile_huber_loss", "quantile_td",
+    "hl_gauss_td", "mrp_value", "quantile_huber_grad", "quantile_huber_loss", "quantile_slope_scale", "quantile_td",
     "CDHead", "PolicyReport", "QSharpHead", "QSharpResult", "RewardToGo", "bernoulli_logit_q_over_beta",
     "bernoulli_nll", "bernoulli_q_over_beta", "cd_squared_loss", "fit_head", "guided_logits", "guided_policy",
     "histogram_nll", "histogram_q_over_beta", "histogram_targets", "policy_report", "qsharp_rollouts",

@@ -592,12 +592,15 @@ def train(algorithm: Union[str, AlgorithmSpec], env: Any, *, beta: Optional[floa
     Learners with their own loop (:data:`DOORS`), same call:
 
     * ``"tb" | "db" | "subtb" | "fm" | "zvar"`` on a :class:`~mdpsandbox.envs.dag.DAG` (give
-      ``log_reward=``; :func:`~mdpsandbox.learners.gflownet.train_gflownet`, its config fields as options);
+      ``log_reward=``; also ``config=GFlowNetConfig(...)`` with its fields as options, ``model=`` a
+      GFlowNetModel, ``callback=``, ``log_reward_floor=``; :func:`~mdpsandbox.learners.gflownet.train_gflownet`
+      is its thin wrapper, as :func:`~mdpsandbox.learners.qsharp.train_qsharp` is of ``"qsharp"``);
     * ``"qsharp"`` with ``head="histogram"`` (``atoms=``, default: the exact reward-to-go support) and/or
       ``rounds=k`` (Algorithm 1 of Zhou et al. 2025 with ``n_per_round=``; both heads), or on a tree
       whose rewards are not 0/1 (the histogram head is chosen);
-    * ``"c51"`` (categorical TD; ``parametrisation="probs"`` default, ``"logits"`` the cross-entropy
-      step), ``"qr"`` (quantile TD, ``n_quantiles=``, ``kappa=``), ``"hl_gauss"`` (``n_bins=``,
+    * ``"c51"`` (categorical TD; ``parametrisation="probs"`` default — the CTD mixture — ``"logits"`` the
+      mirror step on a logit table (the same iteration written in logits), ``"logits_sgd"`` the plain C51
+      cross-entropy gradient step, slow as γ → 1 and flagged ``far_from_exact``), ``"qr"`` (quantile TD, ``n_quantiles=``, ``kappa=``), ``"hl_gauss"`` (``n_bins=``,
       ``sigma=``) on an MRP ``(P, r, gamma)`` or a TabularMDP with ``policy=`` — ``steps`` = iterations,
       ``lr``/``seed`` and a ``config=TDConfig(...)`` as in :mod:`~mdpsandbox.learners.distributional_td`.
 
