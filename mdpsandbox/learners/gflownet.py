@@ -559,6 +559,15 @@ def _train_gflownet_engine(env, log_reward, cfg: GFlowNetConfig, *, model: Optio
     rng = np.random.default_rng(cfg.seed)
     steps, tvs, lzs, losses = [], [], [], np.zeros(cfg.n_steps)
     zeta_mean = float("nan")
+    if cfg.loss == "zvar":
+        # ZVar's log Z estimate is the batch mean of log R + log P_B − log P_F; give step 0 one from a batch
+        # of the initial sampler (its own generator, so the training stream is unchanged), not NaN
+        with torch.no_grad():
+            lp0 = _policy_table(model, cfg.loss, tables).to(torch.float64).numpy()
+            b0 = full if full is not None else sample_trajectories(
+                dag, lp0, cfg.batch_size, int(np.random.default_rng([cfg.seed, 1]).integers(2**63 - 1)),
+                epsilon=cfg.epsilon, temperature=cfg.temperature)
+            zeta_mean = _zeta_mean(model, b0, tables)
     bar = None
     if cfg.progress:
         import sys
