@@ -163,12 +163,13 @@ def solve(env: Union[TabularMDP, TokenMDP], *, beta: Optional[float] = None,
         1. token tree or finite ``horizon`` → backward induction; γ = 1 with improper policies and
            hard control → ``"ssp"``;
         2. ``"pi"`` if γ > 0.9, or value iteration cannot certify ``tol`` above float64 round-off
-           (e.g. γ = 0.999 at tol = 1e-9, or β, τ ~ 1e8), or ``policy0`` is given, or P is dense with
-           S ≥ 100 (full rows: the evaluation, on P_π with 1/A of P's entries, costs less than the
-           sweeps a fixed-point method needs);
-        3. ``"gauss-seidel"`` if the control is hard, or γ ≤ 0.5, or S ≤ 300 (one numba sweep in
+           (e.g. γ = 0.999 at tol = 1e-9, or β, τ ~ 1e8), or ``policy0`` is given;
+        3. P dense with S ≥ 100: ``"mpi"`` if γ ≤ 0.5 and S < 400 (PI's evaluation is a dense LU
+           there), else ``"pi"`` (full rows: an evaluation, on P_π with 1/A of P's entries, costs
+           less than the sweeps a fixed-point method needs);
+        4. ``"gauss-seidel"`` if the control is hard, or γ ≤ 0.5, or S ≤ 300 (one numba sweep in
            place, no per-sweep Python overhead: the fastest certified method there);
-        4. ``"pi"`` otherwise (regularised, 0.5 < γ ≤ 0.9, S > 300).
+        5. ``"pi"`` otherwise (regularised, 0.5 < γ ≤ 0.9, S > 300, sparse P).
     tol : VI stops when ‖V_{k+1} − V_k‖∞ < tol(1−γ)/(2γ), which certifies ‖V − V*‖∞ < tol/2 and an
         tol-optimal greedy policy (Puterman 1994, Thm 6.3.1); PI stops when the policy is stable
         (hard) or the Bellman residual is ≤ tol(1−γ) (regularised).
@@ -254,15 +255,21 @@ def solve(env: Union[TabularMDP, TokenMDP], *, beta: Optional[float] = None,
         # the rule of the docstring, from the regime study benchmarks/bench_auto.py (tol = 1e-9)
         g = env.gamma
         vi_too_fine = 0 < g < 1 and tol * (1 - g) / (2 * g) < 16 * _EPS * _value_scale(env, reg)
-        if g > 0.9 or vi_too_fine or policy0 is not None or (not env.is_sparse and env.n_states >= 100):
+        S = env.n_states
+        if g > 0.9 or vi_too_fine or policy0 is not None:
             method = "pi"
-        elif reg.is_hard or g <= 0.5 or env.n_states <= 300:
-            from . import classic
-
-            return classic.gauss_seidel_vi(env, beta=beta, temperature=temperature, ref_policy=ref_policy,
-                                           tol=tol, max_iter=max_iter, v0=v0)
+        elif not env.is_sparse and S >= 100:
+            method = "mpi" if g <= 0.5 and S < 400 else "pi"
+        elif reg.is_hard or g <= 0.5 or S <= 300:
+            method = "gauss-seidel"
         else:
             method = "pi"
+        if method in ("mpi", "gauss-seidel"):
+            from . import classic
+
+            fn = classic.modified_policy_iteration if method == "mpi" else classic.gauss_seidel_vi
+            return fn(env, beta=beta, temperature=temperature, ref_policy=ref_policy, tol=tol, max_iter=max_iter,
+                      v0=v0)
     if method == "vi":
         return _value_iteration(env, reg, tol, max_iter, v0)
     check_memory(_pi_bytes(env), f"policy iteration on {env!r}")
