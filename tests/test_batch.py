@@ -128,15 +128,20 @@ def test_pivot_free_elimination_solves_i_minus_gamma_p_pi_like_a_direct_solve(se
 
 
 def _suspect_and_exact(P2, atol):
-    return _batch._count_suspect_rows(P2, atol), _batch._check_stochastic(P2, atol)[0]
+    """(suspect rows of the fast pass, code of the exact check); the threaded and serial fast passes agree."""
+    n = _batch._count_suspect_rows(P2, atol)
+    assert _batch._count_suspect_rows_serial(P2, atol) == n
+    return n, _batch._check_stochastic(P2, atol)[0]
 
 
+@pytest.mark.parametrize("size", ["small", "large"])  # serial / threaded fast pass inside solve_batch
 @pytest.mark.parametrize("bad", ["nan", "inf", "neg_inf", "negative", "subnormal_negative", "sum_high", "sum_low"])
-def test_fast_stochastic_pass_flags_every_row_the_exact_check_refuses(bad):
+def test_fast_stochastic_pass_flags_every_row_the_exact_check_refuses(bad, size):
     """Every row the exact serial check refuses is a suspect of the fast pass (so solve_batch refuses
     it, naming the same entry); rows off by less than the tolerance pass both."""
     rng = np.random.default_rng(7)
-    Bn, Sn, An = 5, 6, 3
+    Bn, Sn, An = (5, 6, 3) if size == "small" else (40, 40, 5)
+    assert (Bn * Sn * An * Sn >= _batch._PARALLEL_CHECK_MIN) == (size == "large")
     P = rng.random((Bn, Sn, An, Sn))
     P /= P.sum(-1, keepdims=True)
     R = rng.random((Bn, Sn, An))

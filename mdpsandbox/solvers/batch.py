@@ -68,25 +68,44 @@ def _value_and_policy(q, lam, c, log_ref, ref, v, pol):
             v[s] = _soft_row(q, log_ref, 0.0, lam, c, pol, ref, True, s)
 
 
-@numba.njit(parallel=True, cache=True, fastmath={"reassoc"})
+@numba.njit(cache=True, fastmath={"reassoc"})
+def _row_suspect(P2, i, lim):
+    """1 if row i of P2 may be non-stochastic: its sum is not finite (a NaN or inf entry), an entry is
+    negative, or |sum − 1| > lim; else 0."""
+    tot = 0.0
+    neg = 0
+    for j in range(P2.shape[1]):
+        x = P2[i, j]
+        tot += x
+        neg += x < 0.0
+    return 1 if neg > 0 or not abs(tot - 1.0) <= lim else 0
+
+
+@numba.njit(parallel=True, cache=True)
 def _count_suspect_rows(P2, atol):
-    """Number of rows that may be non-stochastic: a row passes only if its sum is finite (so no NaN
-    or inf entry), none of its entries is negative, and |sum − 1| ≤ atol − 64·S·ε (a margin above
-    the reassociated sum's round-off). One parallel, vectorised pass; any suspect row sends the
-    caller to the exact serial check :func:`_check_stochastic`, which decides and names the row."""
-    n, S = P2.shape
-    lim = atol - 64.0 * S * 2.220446049250313e-16
+    """Number of rows that may be non-stochastic (:func:`_row_suspect` with lim = atol − 64·S·ε, a
+    margin above the reassociated sum's round-off). One parallel, vectorised pass; any suspect row
+    sends the caller to the exact serial check :func:`_check_stochastic`, which decides and names
+    the row."""
+    lim = atol - 64.0 * P2.shape[1] * 2.220446049250313e-16
     bad = 0
-    for i in numba.prange(n):
-        tot = 0.0
-        neg = 0
-        for j in range(S):
-            x = P2[i, j]
-            tot += x
-            neg += x < 0.0
-        if neg > 0 or not abs(tot - 1.0) <= lim:
-            bad += 1
+    for i in numba.prange(P2.shape[0]):
+        bad += _row_suspect(P2, i, lim)
     return bad
+
+
+@numba.njit(cache=True)
+def _count_suspect_rows_serial(P2, atol):
+    """:func:`_count_suspect_rows` without threads, for small P (where starting a parallel region
+    costs more than the pass)."""
+    lim = atol - 64.0 * P2.shape[1] * 2.220446049250313e-16
+    bad = 0
+    for i in range(P2.shape[0]):
+        bad += _row_suspect(P2, i, lim)
+    return bad
+
+
+_PARALLEL_CHECK_MIN = 1 << 18  # entries of P from which the check runs in parallel
 
 
 @numba.njit(cache=True)
@@ -327,7 +346,8 @@ def solve_batch(P, R, gamma, *, temperature: Optional[float] = None, beta: Optio
     # one fused pass (numba) instead of several full-size numpy temporaries
     atol = STOCHASTIC_ATOL * max(1, S)
     code = 0
-    if _count_suspect_rows(P.reshape(-1, S), atol):
+    suspects = _count_suspect_rows if P.size >= _PARALLEL_CHECK_MIN else _count_suspect_rows_serial
+    if suspects(P.reshape(-1, S), atol):
         code, row, value = _check_stochastic(P.reshape(-1, S), atol)
     if code:
         b, rest = divmod(int(row), S * A)
