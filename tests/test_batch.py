@@ -1,8 +1,10 @@
 """solve_batch (a jitted stack of small MDPs) = solve on each MDP, for every regulariser and method."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import mdpsandbox as ms
+from mdpsandbox.solvers import batch as _batch
 from mdpsandbox.testing import assert_policy_close, assert_values_close
 
 B, S, A = 6, 7, 3
@@ -86,10 +88,6 @@ def test_solve_batch_result_of_an_mdp_does_not_depend_on_its_batch(kw, method):
 
 
 # --- kernel pieces: the pivot-free elimination, the fast stochasticity pass, the per-task scratch ---
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-from mdpsandbox.solvers import batch as _batch  # noqa: E402
 
 
 def _policy_matrix(draw_seed, n, gamma, kind):
