@@ -352,8 +352,9 @@ def solve_lp(mdp: TabularMDP, *, weights=None, tol: float = 1e-10, lp_method: st
     every non-terminal state, else the uniform distribution over non-terminal states.
 
     lp_method : HiGHS algorithm — ``"highs-ipm"`` (default: interior point, iterations nearly
-        independent of S), ``"highs-ds"`` (dual simplex; pivots grow with S·A, so its time grows
-        roughly cubically: minutes at S = 3000 on a sparse garnet) or ``"highs"`` (HiGHS's choice,
+        independent of S), ``"highs-ds"`` (dual simplex; its pivots grow with S·A and each costs
+        more, so its time grows faster than S³: ≈ 3 s at S = 1000 but 268 s at S = 3000 on a sparse
+        garnet, where the IPM needs ≈ 3 s; benchmarks/bench_lp.py) or ``"highs"`` (HiGHS's choice,
         which picks the simplex on these LPs). The LP's V is only a starting point: ``v`` is the exact
         value of its greedy policy, polished by policy-improvement steps until no action improves
         (usually none), so the result is exact whatever the LP's tolerance.
