@@ -87,11 +87,13 @@ def _general(env, lam, c, ell, lse):
     return q.reshape(Pn, N, V), v.reshape(Pn, N), pol.reshape(Pn, N, V)
 
 
-def _fast(env, lam, c, ell=None, lse=None, finite_ref=True, block=256):
+def _fast(env, lam, c, ell=None, lse=None, finite_ref=True, block=256, split=None):
+    """The fast kernel (``split`` None: the default split level, all serial for these small trees;
+    test_block_size_split_level_and_finite_hint_do_not_change_a_bit runs the parallel splits)."""
     ell = env._ref if ell is None else ell
     lse = env._lse_ref if lse is None else lse
     return tree_backward_fast(env._rew, ell, lse, env.level_start, env.gamma, env.eos, lam, c,
-                              finite_ref=finite_ref, block=block)
+                              finite_ref=finite_ref, block=block, split=split)
 
 
 def _close(got, want, scale_v):
@@ -171,15 +173,16 @@ def test_fast_kernel_rows_of_every_width_equal_the_40_digit_recursion(V):
         _close(_fast(env, beta, 1.0), _mp_tree(env, beta, 1), 1.0)
 
 
-def test_block_size_and_finite_hint_do_not_change_a_bit():
-    """Blocks split a level's nodes into parallel tasks (and tiny levels run serially): the per-row
-    arithmetic is the same for every block size; the finite-logit hint only skips a test."""
+def test_block_size_split_level_and_finite_hint_do_not_change_a_bit():
+    """Parallel tasks are the subtrees under the nodes of a split level, processed in blocks of
+    nodes: the per-row arithmetic is the same for every split and block size (all-serial included);
+    the finite-logit hint only skips a test."""
     env = ms.TokenMDP.random(5, 5, reward="terminal", seed=2, gamma=0.99, eos=4, n_prompts=3)
     env.lse_ref
     for lam, c in ((0.3, 1.0), (1e-300, 1.0), (1e300, 1.0), (0.3, 0.0)):
-        ref = _fast(env, lam, c)
-        for block, finite in ((1, True), (3, False), (7, True), (10_000, False)):
-            for a, b in zip(ref, _fast(env, lam, c, finite_ref=finite, block=block)):
+        ref = _fast(env, lam, c, split=env.horizon)  # all serial, level by level
+        for block, finite, split in ((1, True, 0), (3, False, 1), (7, True, 2), (10_000, False, None), (2, True, 4)):
+            for a, b in zip(ref, _fast(env, lam, c, finite_ref=finite, block=block, split=split)):
                 np.testing.assert_array_equal(a, b)
 
 

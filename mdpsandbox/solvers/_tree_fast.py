@@ -32,8 +32,10 @@ of level h is node ``level_start[h+1] + k``), and
 4. per node: Σ e^w, the value and the normalised policy (and the narrow-spread rows).
 
 Flat indices are cast to np.uint64: numba adds a negative-index fix-up to every signed index, which
-kept LLVM from vectorising the flat loops. Levels with fewer than 4 blocks run serially (a parallel
-region costs more than their work). Arrays are 1-D views of the row-major (P·N, V) arrays, so no
+kept LLVM from vectorising the flat loops. Parallelism is over subtrees, not levels: one task per
+node of a split level hs (its subtree's nodes on level h are V^(h−hs) consecutive rows), each task
+running its levels backwards with no barrier in between (one parallel region per solve); the few
+nodes above hs run serially. Arrays are 1-D views of the row-major (P·N, V) arrays, so no
 view is created per node inside the parallel loop. With NUMBA_DISABLE_JIT=1 the same code runs as
 plain Python (agreeing with the jitted numbers to ~1e-15; the FMA is a·b + c there unless
 ``math.fma`` exists). :class:`OutputPool` recycles the output memory of dropped solutions.
@@ -327,36 +329,52 @@ def _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, has_child, i0, i1, 
 
 
 @numba.njit(parallel=True, fastmath=False, cache=True)
-def _tree_fast_kernel(rew, ell, lse_ell, level_start, n_nodes, V, gamma, eos, lam, c, finite, block, q, v, pol):
+def _tree_fast_kernel(rew, ell, lse_ell, level_start, n_nodes, V, gamma, eos, lam, c, finite, block, hs,
+                      q, v, pol):
     # rew, ell, q, pol: flat (P*N*V,); lse_ell, v: (P*N,). Row (node) i of prompt p is p*N + i;
     # the child of edge k = i*V + a of level h (i = p*N + level_start[h] + j) is row
     # p*N + level_start[h+1] + j*V + a = k − d with d = p*N*(V − 1) + level_start[h]*V − level_start[h+1].
-    # Levels run backwards; the blocks of a level run in parallel (small levels serially: a
-    # parallel region costs a few µs and the first levels have 1, V, V², … nodes).
+    # Levels hs..H−1: one parallel task per subtree rooted at a node of level hs (its nodes on
+    # level h are V^(h−hs) consecutive rows, so the task runs its own levels backwards with no
+    # barrier in between); levels 0..hs−1 (few nodes) then run serially.
     Pn = v.shape[0] // n_nodes
     H = level_start.shape[0] - 1
-    for h in range(H - 1, -1, -1):
+    if hs < H:
+        ns = level_start[hs + 1] - level_start[hs]  # V^hs subtrees per prompt
+        for t in numba.prange(Pn * ns):
+            p = t // ns
+            j = t - p * ns
+            width = 1
+            for _ in range(H - 1 - hs):
+                width *= V
+            for h in range(H - 1, hs - 1, -1):
+                a0 = level_start[h]
+                first = p * n_nodes + a0 + j * width
+                d = p * n_nodes * (V - 1) + a0 * V - level_start[h + 1]
+                for b0 in range(0, width, block):
+                    _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, h < H - 1, first + b0,
+                           first + min(b0 + block, width), d, q, v, pol)
+                width //= V
+    for h in range(min(hs, H) - 1, -1, -1):
         a0 = level_start[h]
-        c0 = level_start[h + 1]
-        n_h = c0 - a0
-        has_child = h < H - 1
-        nb = (n_h + block - 1) // block
-        if Pn * nb >= 4:
-            for t in numba.prange(Pn * nb):
-                p = t // nb
-                b = t - p * nb
-                i0 = p * n_nodes + a0 + b * block
-                i1 = p * n_nodes + a0 + min(b * block + block, n_h)
-                _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, has_child, i0, i1,
-                       p * n_nodes * (V - 1) + a0 * V - c0, q, v, pol)
-        else:
-            for t in range(Pn * nb):
-                p = t // nb
-                b = t - p * nb
-                i0 = p * n_nodes + a0 + b * block
-                i1 = p * n_nodes + a0 + min(b * block + block, n_h)
-                _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, has_child, i0, i1,
-                       p * n_nodes * (V - 1) + a0 * V - c0, q, v, pol)
+        n_h = level_start[h + 1] - a0
+        for p in range(Pn):
+            first = p * n_nodes + a0
+            d = p * n_nodes * (V - 1) + a0 * V - level_start[h + 1]
+            for b0 in range(0, n_h, block):
+                _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, h < H - 1, first + b0,
+                       first + min(b0 + block, n_h), d, q, v, pol)
+
+
+def _split_level(V, H, Pn, min_tasks=16, min_edges=1 << 15):
+    """The level hs whose nodes root the parallel subtrees: the first with ≥ ``min_tasks`` nodes over
+    all prompts (H, i.e. all serial, for trees of fewer than ``min_edges`` edges)."""
+    if Pn * V * sum(V**h for h in range(H)) < min_edges:
+        return H
+    for h in range(H):
+        if Pn * V**h >= min_tasks:
+            return h
+    return H
 
 
 def _check_out(out, Pn, N, V):
@@ -370,7 +388,7 @@ def _check_out(out, Pn, N, V):
 
 
 def tree_backward_fast(rewards, ref_logits, lse_ref, level_start, gamma: float, eos, lam: float, c: float,
-                       finite_ref: bool = False, block: int = BLOCK_NODES, out=None):
+                       finite_ref: bool = False, block: int = BLOCK_NODES, out=None, split=None):
     r"""Backward induction on a whole token tree for pure KL (``c = 1``, λ = β) or pure entropy
     (``c = 0``, λ = τ) control, λ > 0 — the equations and branches of
     :func:`~mdpsandbox.solvers.backups.tree_backward` in a block-vectorised loop order (see the module
@@ -379,7 +397,9 @@ def tree_backward_fast(rewards, ref_logits, lse_ref, level_start, gamma: float, 
     Shapes as :func:`~mdpsandbox.solvers.backups.tree_backward`: ``rewards``, ``ref_logits``
     ``(P, N, V)`` C-contiguous float64 (``ref_logits`` unread when c = 0), ``lse_ref`` ``(P, N)``
     (unread when c = 0). ``out``: optional ``(q, v, policy)`` C-contiguous float64 arrays of those
-    shapes to write into (every element is overwritten). Returns ``(q, v, policy)``.
+    shapes to write into (every element is overwritten). ``split``: the level whose nodes root the
+    parallel subtrees (default :func:`_split_level`; H runs everything serially) — the numbers do
+    not depend on it. Returns ``(q, v, policy)``.
     """
     if not (lam > 0.0 and (c == 1.0 or c == 0.0)):
         raise ValueError(f"tree_backward_fast needs lam > 0 and c in {{0, 1}}, got lam={lam!r}, c={c!r}")
@@ -396,6 +416,7 @@ def tree_backward_fast(rewards, ref_logits, lse_ref, level_start, gamma: float, 
     _tree_fast_kernel(np.ascontiguousarray(rewards).reshape(-1), np.ascontiguousarray(ref_logits).reshape(-1),
                       np.ascontiguousarray(lse_ref).reshape(-1), np.asarray(level_start, dtype=np.int64), N, V,
                       float(gamma), -1 if eos is None else int(eos), float(lam), float(c), bool(finite_ref), block,
+                      _split_level(V, len(level_start) - 1, Pn) if split is None else int(split),
                       q.reshape(-1), v.reshape(-1), pol.reshape(-1))
     return q, v, pol
 
