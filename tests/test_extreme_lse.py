@@ -352,9 +352,7 @@ def test_entropy_plus_kl_value_is_exact_for_tau_much_smaller_or_larger_than_beta
         _close(sol.q, q_ex, scale, f"solve({method}).q")
 
 
-@pytest.mark.parametrize("tau,beta", [pytest.param(t, b, marks=pytest.mark.xfail(
-    t < 1e-6 * b, strict=False, reason="solve_batch's kernel still passes 1 − c, not τ/λ (being fixed)"))
-    for t, b in EK_PAIRS])
+@pytest.mark.parametrize("tau,beta", EK_PAIRS)
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 0.9])
 def test_entropy_plus_kl_backup_is_exact_in_solve_batch(tau, beta, gamma):
     key, P, R, ref, term = _case(gamma, (tau, beta), False, seed=7 + int(gamma * 100))

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._validate import (STOCHASTIC_ATOL, check_distribution, check_finite, check_gamma, check_int, check_positive,
                          normalise_rows, fmt)
-from .backups import _kl_term, _soft_row
+from .backups import _kl_term, _soft_row_x
 
 __all__ = ["BatchSolution", "solve_batch"]
 
@@ -49,8 +49,9 @@ def _q_of_v(P, R, g, v, q):
 
 
 @numba.njit(cache=True)
-def _value_and_policy(q, lam, c, log_ref, ref, v, pol):
-    """V = max Q (λ = 0) or λ LSE(Q/λ + c log π_ref) (exact for every λ: backups._soft_row);
+def _value_and_policy(q, lam, c, omc, log_ref, ref, v, pol):
+    """V = max Q (λ = 0) or λ LSE(Q/λ + c log π_ref) (exact for every λ: backups._soft_row_x, with
+    ``omc`` = 1 − c = τ/λ passed as a quotient so that entropy + KL with τ ≪ β does not cancel);
     pol = the matching policy."""
     S, A = q.shape
     for s in range(S):
@@ -65,7 +66,7 @@ def _value_and_policy(q, lam, c, log_ref, ref, v, pol):
             for a in range(A):
                 pol[s, a] = 1.0 if a == best else 0.0
         else:
-            v[s] = _soft_row(q, log_ref, 0.0, lam, c, pol, ref, True, s)
+            v[s] = _soft_row_x(q, log_ref, 0.0, lam, c, omc, pol, ref, True, s)
 
 
 @numba.njit(cache=True, fastmath={"reassoc"})
@@ -222,6 +223,7 @@ def _solve_one(b, P, R, gammas, temp, beta, log_ref, ref, extra, use_pi, tol, ma
     S, A = R.shape[1], R.shape[2]
     lam = temp + beta
     c = beta / lam if lam > 0 else 0.0
+    omc = temp / lam if lam > 0 else 1.0  # 1 − c, exact when τ ≪ β
     eps = 2.220446049250313e-16
     g = gammas[b]
     Pb, Rb, lr, rf = P[b], R[b], log_ref[b], ref[b]
@@ -292,13 +294,13 @@ def _solve_one(b, P, R, gammas, temp, beta, log_ref, ref, extra, use_pi, tol, ma
         for s in range(S):
             for a in range(A):
                 qb[s, a] = Rb[s, a]
-        _value_and_policy(qb, lam, c, lr, rf, tv, pb)
+        _value_and_policy(qb, lam, c, omc, lr, rf, tv, pb)
         thr = max(tol * (1.0 - g), floor)
         while it < max_iter:
             _evaluate(Pb, Rb, g, pb, temp, beta, lr, rf, vb, M)
             it += 1
             _q_of_v(Pb, Rb, g, vb, qb)
-            _value_and_policy(qb, lam, c, lr, rf, tv, pb)
+            _value_and_policy(qb, lam, c, omc, lr, rf, tv, pb)
             r_last = 0.0
             for s in range(S):
                 r_last = max(r_last, abs(tv[s] - vb[s]))
@@ -310,7 +312,7 @@ def _solve_one(b, P, R, gammas, temp, beta, log_ref, ref, extra, use_pi, tol, ma
         thr = max(thr, floor)
         while it < max_iter:
             _q_of_v(Pb, Rb, g, vb, qb)
-            _value_and_policy(qb, lam, c, lr, rf, tv, pb)
+            _value_and_policy(qb, lam, c, omc, lr, rf, tv, pb)
             it += 1
             r_last = 0.0
             for s in range(S):
@@ -321,7 +323,7 @@ def _solve_one(b, P, R, gammas, temp, beta, log_ref, ref, extra, use_pi, tol, ma
                 break
     if not (use_pi and lam == 0.0 and it > 0):  # hard PI's loop ends with qb = Q of vb
         _q_of_v(Pb, Rb, g, vb, qb)
-    _value_and_policy(qb, lam, c, lr, rf, tv, pb)
+    _value_and_policy(qb, lam, c, omc, lr, rf, tv, pb)
     res[b] = r_last
     its[b] = it
     conv[b] = done
@@ -390,10 +392,8 @@ def solve_batch(P, R, gamma, *, temperature: Optional[float] = None, beta: Optio
         log_ref = np.zeros((B, S, A))
         ref = np.ones((B, S, A))
     # per MDP, so an MDP's stop (and its numbers) never depend on which batch it was solved in
+    # (|V| ≤ (max|r| + τ log A)/(1−γ) for every β, entropy + KL included: the backup is exact, so β does not enter)
     extra = np.full(B, t * math.log(A))
-    if t > 0 and bt > 0:
-        fin = np.where(np.isfinite(log_ref), np.abs(log_ref), 0.0)
-        extra += bt * fin.reshape(B, -1).max(axis=1)
     q = np.empty((B, S, A))
     v = np.empty((B, S))
     pol = np.empty((B, S, A))
