@@ -14,10 +14,12 @@ cached per-node quantities (the baseline from the precomputed log π_ref, mdpsan
 reference logits and their cached per-node LSE). Timings are medians over interleaved repeats
 after a warm-up (JIT compilation excluded); the two solutions are checked to agree to 1e-12.
 
-Two timings of `solve` are printed: "repeat" drops each Solution before the next solve, so the env's
-OutputPool hands the same (warm) memory back; "cold" keeps every earlier Solution alive, so each solve
-writes into fresh memory from the OS and pays its first-touch page faults (~40 MB) — the cost of a
-first solve.
+Three timings of `solve` are printed: "repeat" (interleaved with the baseline, the ratio's numerator)
+drops each Solution before the next solve, so the env's OutputPool hands the same (warm) memory back;
+"back to back" is the median of consecutive solves with no idle gap (after a gap of tens of ms the
+second core takes ~2 ms to get going again on this VM); "cold" keeps every earlier Solution alive, so
+each solve writes into fresh memory from the OS and pays its first-touch page faults (~40 MB; with
+transparent huge pages this varies by 10x between runs) — the cost of a first solve.
 By default the script runs with 1 thread and with numba's default thread count; the load average
 (os.getloadavg) is printed before and after: timings at load > 1 are not comparable.
 """
@@ -92,11 +94,13 @@ def run(vocab=8, horizon=7, beta=0.5, repeats=7, seed=0, threads=None):
     for _ in range(repeats):  # interleave so machine noise hits both alike
         t_ours.append(median_time(lambda: solve(env, beta=beta), 1))
         t_np.append(median_time(lambda: numpy_kl_tree(rew, log_ref, ls, g, beta), 1))
+    tb = median_time(lambda: solve(env, beta=beta), 2 * repeats + 1)  # back to back: no idle gap
     for _ in range(repeats):  # after the comparison: the kept Solutions would slow numpy's allocations too
         t_cold.append(median_time(cold, 1))
     kept.clear()
     to, tc, tn = float(np.median(t_ours)), float(np.median(t_cold)), float(np.median(t_np))
     print(f"  mdpsandbox solve : {to * 1e3:8.1f} ms  ({E / to / 1e6:6.1f} M edges/s)  repeat (recycled memory)")
+    print(f"  mdpsandbox solve : {tb * 1e3:8.1f} ms  ({E / tb / 1e6:6.1f} M edges/s)  back to back")
     print(f"  mdpsandbox solve : {tc * 1e3:8.1f} ms  ({E / tc / 1e6:6.1f} M edges/s)  cold (fresh memory)")
     print(f"  numpy level-wise : {tn * 1e3:8.1f} ms  ({E / tn / 1e6:6.1f} M edges/s)")
     print(f"  speed-up         : {tn / to:6.2f}x repeat, {tn / tc:6.2f}x cold   "

@@ -60,7 +60,6 @@ if NUMBA_DISABLED:
             # a·b + c rounded twice (≤ 1 ulp from the fused result; the exp below stays ≤ 1 ulp)
             return a * b + c
 else:
-    from llvmlite import ir as _ir  # noqa: F401  (the llvm.fma intrinsic through llvmlite's builder)
     from numba.core import types as _types
     from numba.extending import intrinsic as _intrinsic
 
@@ -256,9 +255,10 @@ def _narrow_row(q, ell, lse, r0, V, qmax, lam, inv, pol):
 
 
 @numba.njit(inline="always")
-def _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, has_child, i0, i1, d, q, v, pol):
+def _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, has_child, i0, i1, d, q, v, pol, mark):
     """Rows i0..i1−1 (consecutive nodes of one level of one prompt); the child of edge k is row k − d.
-    ``finite``: every logit is known finite (no row needs the support test)."""
+    ``finite``: every logit is known finite (no row needs the support test); ``mark``: scratch of
+    ≥ i1 − i0 floats (one allocation per task, not per block)."""
     inv = 1.0 / lam
     use_ref = c != 0.0
     kl = c == 1.0
@@ -280,7 +280,6 @@ def _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, has_child, i0, i1, 
     #    w = c log π_ref, so Σ e^w ≥ π_ref(Q̄'s action)^c; a row where that sum is < TINY_SUM
     #    (π_ref of the best action < 1e-280) is redone max-shifted in pass 4. NaN in the scratch
     #    marks a narrow-spread row (finished in pass 4).
-    mark = np.empty(i1 - i0)
     for i in range(i0, i1):
         r0 = i * V
         if use_ref and not finite and _has_excluded(ell, r0, V):
@@ -344,6 +343,7 @@ def _tree_fast_kernel(rew, ell, lse_ell, level_start, n_nodes, V, gamma, eos, la
         for t in numba.prange(Pn * ns):
             p = t // ns
             j = t - p * ns
+            mark = np.empty(block)
             width = 1
             for _ in range(H - 1 - hs):
                 width *= V
@@ -353,8 +353,9 @@ def _tree_fast_kernel(rew, ell, lse_ell, level_start, n_nodes, V, gamma, eos, la
                 d = p * n_nodes * (V - 1) + a0 * V - level_start[h + 1]
                 for b0 in range(0, width, block):
                     _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, h < H - 1, first + b0,
-                           first + min(b0 + block, width), d, q, v, pol)
+                           first + min(b0 + block, width), d, q, v, pol, mark)
                 width //= V
+    mark_top = np.empty(block)
     for h in range(min(hs, H) - 1, -1, -1):
         a0 = level_start[h]
         n_h = level_start[h + 1] - a0
@@ -363,7 +364,7 @@ def _tree_fast_kernel(rew, ell, lse_ell, level_start, n_nodes, V, gamma, eos, la
             d = p * n_nodes * (V - 1) + a0 * V - level_start[h + 1]
             for b0 in range(0, n_h, block):
                 _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, h < H - 1, first + b0,
-                       first + min(b0 + block, n_h), d, q, v, pol)
+                       first + min(b0 + block, n_h), d, q, v, pol, mark_top)
 
 
 def _split_level(V, H, Pn, min_tasks=16, min_edges=1 << 15):
