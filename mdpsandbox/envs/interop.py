@@ -236,11 +236,11 @@ def from_quantecon(R, Q, beta, s_indices=None, a_indices=None):
     * ``DiscreteDP(R, Q, beta[, s_indices, a_indices])`` ↔ ``mdp, feasible = from_quantecon(...)``;
     * ``ddp.solve("policy_iteration" | "value_iteration" | "modified_policy_iteration" |
       "linear_programming")`` ↔ ``solve(mdp, method="pi" | "vi" | "mpi" | "lp")`` (also
-      ``"gauss-seidel"`` and ``"auto"``); ``epsilon`` ↔ ``tol`` (both certify ‖v − v*‖∞ < tol/2 for
-      VI/MPI), ``v_init`` ↔ ``v0``, ``k`` (MPI partial-evaluation sweeps) ↔ ``m = k + 1`` of
-      :func:`~mdpsandbox.solvers.classic.modified_policy_iteration`; their PI and LP answers are exact,
-      their VI/MPI ``v`` is the last iterate of an ε-stop, ours too (``Solution.bound``), while
-      ``"pi"``/``"lp"``/``"auto"`` at γ > 0.9 return the exact V*;
+      ``"gauss-seidel"`` and ``"auto"``); ``epsilon`` ↔ ``tol`` (VI/MPI: both stop at an iterate with
+      ‖v − v*‖∞ < tol/2 — ours reports that certificate as ``Solution.bound``), ``v_init`` ↔ ``v0``,
+      ``k`` (MPI partial-evaluation sweeps) ↔ ``m = k + 1`` of
+      :func:`~mdpsandbox.solvers.classic.modified_policy_iteration`; PI and LP (ours: an LP answer
+      polished by exact policy evaluation) return V* itself;
     * ``res.v`` ↔ ``sol.v``; ``res.sigma`` ↔ ``np.argmax(np.where(feasible, sol.q, -np.inf), axis=1)``
       (``sol.policy`` spreads argmax ties uniformly, including over the copies that stand for
       infeasible actions); ``res.num_iter`` ↔ ``sol.iterations``;
