@@ -313,3 +313,25 @@ def test_fma_exp_is_within_one_ulp_of_the_40_digit_exponential():
     out = np.empty_like(below)
     apply(below, out)
     assert np.all(out == 0.0)
+
+
+def test_solves_of_one_env_from_several_threads_each_get_their_own_memory():
+    """Concurrent solves share the env's OutputPool: every result equals the single-threaded one and
+    no two live solutions share memory."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = ms.TokenMDP.random(4, 5, reward="dense", seed=9, eos=3, n_prompts=2)
+    betas = [0.05 * (k + 1) for k in range(16)]
+    want = {b: ms.solve(env, beta=b) for b in betas[:4]}
+
+    def job(b):
+        sol = ms.solve(env, beta=b)
+        return b, sol
+
+    with ThreadPoolExecutor(4) as ex:
+        sols = list(ex.map(job, betas))
+    ptrs = [_ptr(s.q) for _, s in sols] + [_ptr(s.policy) for _, s in sols]
+    assert len(set(ptrs)) == len(ptrs)
+    for b, s in sols:
+        if b in want:
+            _equal((s.q, s.v, s.policy), (want[b].q, want[b].v, want[b].policy))

@@ -444,15 +444,17 @@ class _Holder(np.ndarray):
 class OutputPool:
     """Recycles the output memory (q, v, policy) of the token-tree solves of one env.
 
-    A fresh 19 MB array costs its page faults (the kernel zeroes ~40 MB of pages per solve of the
-    V = 8, H = 7 tree, a third of the solve). :meth:`empty` hands out plain ndarrays whose memory
-    returns to the pool once every array viewing it is gone (a Solution that was dropped); the next
-    solve reuses it. Memory still referenced — a Solution kept, or any view of its arrays — is never
-    reused. At most ``keep`` free buffers are kept (one solve's q, v and policy)."""
+    A fresh 19 MB array costs its first-touch page faults (~40 MB of pages per solve of the V = 8,
+    H = 7 tree). :meth:`empty` hands out plain ndarrays whose memory returns to the pool once every
+    array viewing it is gone (a Solution that was dropped); the next solve reuses it. Memory still
+    referenced — a Solution kept, or any view of its arrays — is never reused. At most ``keep`` free
+    buffers of each size are kept (q and policy share a size, v has its own: one solve's worth).
+    Taking and returning buffers are single list operations (atomic: safe with threads, and from a
+    finaliser that runs at any point)."""
 
-    def __init__(self, keep: int = 3):
+    def __init__(self, keep: int = 2):
         self.keep = int(keep)
-        self._free = []
+        self._free = {}
 
     def empty(self, shape) -> np.ndarray:
         """An uninitialised C-contiguous float64 array of ``shape`` (recycled memory when available)."""
@@ -460,13 +462,12 @@ class OutputPool:
         for d in shape:
             n *= int(d)
         raw = None
-        for j in range(len(self._free) - 1, -1, -1):
-            if self._free[j].size == n:
-                try:
-                    raw = self._free.pop(j)
-                except IndexError:  # pragma: no cover - taken concurrently
-                    raw = None
-                break
+        free = self._free.get(n)
+        if free:
+            try:
+                raw = free.pop()
+            except IndexError:  # taken concurrently
+                raw = None
         if raw is None:
             raw = np.empty(n).view(_Raw)
         holder = raw.view(_Holder)
@@ -474,10 +475,11 @@ class OutputPool:
         return holder.view(np.ndarray).reshape(shape)
 
     def _release(self, raw):
-        if len(self._free) < self.keep:
-            self._free.append(raw)
+        free = self._free.setdefault(raw.size, [])
+        if len(free) < self.keep:
+            free.append(raw)
 
     @property
     def n_free(self) -> int:
         """Number of free buffers held."""
-        return len(self._free)
+        return sum(len(f) for f in list(self._free.values()))
