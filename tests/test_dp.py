@@ -375,3 +375,44 @@ def test_gamma_one_with_proper_policies_is_solved_exactly():
     assert mdp.has_proper_policies
     sol = ms.solve(mdp)
     assert_values_close(sol.v, best_deterministic(mdp), atol=1e-9, rtol=0, env=mdp)
+
+
+def test_soft_pi_evaluation_is_certified_to_what_the_stop_needs_tol_below_the_default_accuracy():
+    """A Krylov evaluation certified only to 1e-12 relative left the Bellman residual above PI's round-off
+    stop for tol = 1e-15 (dense S = 420 ≥ KRYLOV_MIN_STATES, γ = 0.5): PI spun to max_iter. The evaluation
+    is now asked for the accuracy the stop needs; PI converges in a few steps with |V − V*| at round-off
+    (reference: the fixed point of VI iterated to a residual below 1e-15, exact for γ = 0.5)."""
+    import warnings as _w
+    mdp = ms.garnet(420, 4, branching=420, gamma=0.5, seed=0)
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        sol = ms.solve(mdp, temperature=0.5, method="pi", tol=1e-15, max_iter=50)
+    assert sol.converged and sol.iterations <= 6
+    v = sol.v.copy()
+    for _ in range(200):
+        from mdpsandbox.solvers.backups import bellman_backup, Regulariser
+        _, v_new = bellman_backup(mdp.P2, mdp.R, mdp.gamma, v, Regulariser(0.5), mdp.terminal)
+        if np.max(np.abs(v_new - v)) < 1e-15:
+            break
+        v = v_new
+    scale = 1.0 + float(np.max(np.abs(v)))
+    assert float(np.max(np.abs(sol.v - v))) <= 64 * np.finfo(float).eps * scale
+
+
+def test_soft_pi_stops_and_says_so_when_its_residual_stalls(monkeypatch):
+    """If the evaluation cannot reach the stop (here: noise of 1e-9 injected into every evaluation) soft PI
+    stops after 10 steps without improvement, converged=False, with a ConvergenceWarning naming the stall
+    — not 10,000 silent steps."""
+    import mdpsandbox.solvers.dp as dp
+    real = dp._evaluate_tabular
+    rng = np.random.default_rng(0)
+
+    def noisy(*a, **k):
+        v, kl, ent = real(*a, **k)
+        return v + 1e-9 * rng.standard_normal(v.shape), kl, ent
+
+    monkeypatch.setattr(dp, "_evaluate_tabular", noisy)
+    mdp = ms.garnet(30, 3, branching=5, gamma=0.9, seed=1)
+    with pytest.warns(ms.ConvergenceWarning, match="stalled"):
+        sol = ms.solve(mdp, temperature=0.3, method="pi", tol=1e-12, max_iter=10_000)
+    assert not sol.converged and sol.iterations <= 100  # (was max_iter = 10,000)

@@ -343,9 +343,11 @@ def _t(reg):
     return reg.temperature if reg.temperature > 0 else None
 
 
-def _evaluate_tabular(env: TabularMDP, policy: np.ndarray, reg: Regulariser, v0=None):
+def _evaluate_tabular(env: TabularMDP, policy: np.ndarray, reg: Regulariser, v0=None, accuracy=None):
     """Exact regularised V^π by one linear solve (I − γP_π)V = r_π − cost_π (sparse-aware: BiCGSTAB
-    with a certified residual for large sparse systems, warm-started at ``v0``; see solvers/krylov.py)."""
+    with a certified residual for large sparse systems, warm-started at ``v0``; see solvers/krylov.py).
+    ``accuracy``: the error in V the caller needs (default: 1e-12 relative to the values); the Krylov
+    solve is certified to it (or to float64 round-off), a direct solve is exact to round-off."""
     cost, kl, ent = reg.penalty(policy)
     if not np.all(np.isfinite(cost)):
         s = int(np.argmax(~np.isfinite(cost)))
@@ -353,16 +355,20 @@ def _evaluate_tabular(env: TabularMDP, policy: np.ndarray, reg: Regulariser, v0=
     r_pi = np.sum(policy * env.R, axis=1) - cost
     r_pi[env.terminal] = 0.0
     S, g = env.n_states, env.gamma
+    rel_tol = 1e-12
+    if accuracy is not None and g < 1:
+        # solve_policy_system certifies |error| ≤ rel_tol·(1 + max|r_π|/(1−γ)); never ask below ~ε
+        rel_tol = min(1e-12, max(accuracy / (1.0 + float(np.max(np.abs(r_pi), initial=0.0)) / (1.0 - g)), 4 * _EPS))
     P_pi = env.policy_matrix(policy)
     keep = (~env.terminal).astype(np.float64)
     if sp.issparse(P_pi):
         M = sp.identity(S, format="csr") - g * sp.diags(keep) @ P_pi
-        v, _ = solve_policy_system(M.tocsr(), r_pi, g, x0=v0)
+        v, _ = solve_policy_system(M.tocsr(), r_pi, g, x0=v0, rel_tol=rel_tol)
     else:
         M = np.multiply(P_pi, -g)  # I − γ diag(keep) P_π, built in place (no S×S temporaries)
         M[env.terminal] = 0.0
         M.flat[:: S + 1] += 1.0
-        v, _ = solve_policy_system(M, r_pi, g, x0=v0)
+        v, _ = solve_policy_system(M, r_pi, g, x0=v0, rel_tol=rel_tol)
     v = np.asarray(v, dtype=np.float64)
     if not np.all(np.isfinite(v)):
         raise ValueError("policy evaluation failed: I − γP_π is singular (γ = 1 with an improper policy?)")
@@ -390,8 +396,12 @@ def _policy_iteration(env: TabularMDP, reg: Regulariser, tol: float, max_iter: O
     scale = _value_scale(env, reg)
     thr = tol * (1.0 - g) if g < 1 else tol
     floor = 64 * _EPS * scale
+    # the evaluation must be accurate enough for the Bellman residual to reach the stop (|TV − V| ≤ (1+γ)·error)
+    accuracy = 0.25 * max(thr, floor)
+    best, since_best = np.inf, 0
+    stalled = False
     while it < cap:
-        v, _, _ = _evaluate_tabular(env, pol, reg, v0=v if it else None)
+        v, _, _ = _evaluate_tabular(env, pol, reg, v0=v if it else None, accuracy=accuracy)
         it += 1
         q = q_backup(env.P2, env.R, g, v)
         q[env.terminal] = 0.0
@@ -412,8 +422,17 @@ def _policy_iteration(env: TabularMDP, reg: Regulariser, tol: float, max_iter: O
             if res <= max(thr, floor):
                 converged = True
                 break
+            # soft PI converges quadratically; a residual that has not improved in 10 steps is round-off
+            best, since_best = (res, 0) if res < best else (best, since_best + 1)
+            if since_best >= 10:
+                stalled = True
+                break
             pol = reg.policy(q)
-    if not converged:
+    if stalled:
+        warnings.warn(f"policy iteration stalled at Bellman residual {res:.3g} after {it} steps (no improvement in "
+                      f"10 steps: the float64 round-off of these values), above the requested {max(thr, floor):.3g}; "
+                      "use a larger tol", ConvergenceWarning, stacklevel=3)
+    elif not converged:
         warnings.warn(f"policy iteration stopped at max_iter={cap} with Bellman residual {res:.3g}",
                       ConvergenceWarning, stacklevel=3)
     q, pol_out = _finish(env, reg, v)
