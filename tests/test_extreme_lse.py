@@ -163,8 +163,10 @@ def test_entropy_value_equals_kl_to_uniform_plus_tau_log_a_for_every_tau(tau, ga
 
 
 # ---------------------------------------------------------------------- token trees
-def _mp_tree(tree, beta):
-    """Exact KL backward induction on the tree (40 digits): q, v as float64 (n_nodes, V)/(n_nodes,)."""
+def _mp_tree(tree, beta, value=None):
+    """Exact KL backward induction on the tree (40 digits): q, v as float64 (n_nodes, V)/(n_nodes,);
+    ``value(q_row, ref_row, beta)`` replaces the KL soft value (default :func:`_mp_soft_value`)."""
+    value = _mp_soft_value if value is None else value
     ref = tree.ref_policy
     rew = tree.rewards
     N, V = rew.shape
@@ -177,7 +179,7 @@ def _mp_tree(tree, beta):
             for a in range(V):
                 child = ls[h + 1] + (i - ls[h]) * V + a if h < H - 1 and a != tree.eos else None
                 q[i][a] = mp.mpf(rew[i, a]) + (mp.mpf(tree.gamma) * v[child] if child is not None else 0)
-            v[i] = _mp_soft_value(q[i], ref[i], beta)
+            v[i] = value(q[i], ref[i], beta)
     f = np.vectorize(float)
     return f(np.array(q, dtype=object)), f(np.array(v, dtype=object))
 
@@ -367,20 +369,7 @@ def test_entropy_plus_kl_backup_is_exact_in_solve_batch(tau, beta, gamma):
 
 def _mp_ek_tree(tree, tau, beta):
     """Exact entropy + KL backward induction on the tree (40 digits): float64 q (N, V), v (N,)."""
-    ref = tree.ref_policy
-    rew = tree.rewards
-    N, V = rew.shape
-    ls = tree.level_start
-    v = [mp.mpf(0)] * N
-    q = [[mp.mpf(0)] * V for _ in range(N)]
-    for h in range(tree.horizon - 1, -1, -1):
-        for i in range(ls[h], ls[h + 1]):
-            for a in range(V):
-                child = ls[h + 1] + (i - ls[h]) * V + a if h < tree.horizon - 1 and a != tree.eos else None
-                q[i][a] = mp.mpf(rew[i, a]) + (mp.mpf(tree.gamma) * v[child] if child is not None else 0)
-            v[i] = _mp_ek_value(q[i], ref[i], tau, beta)[0]
-    f = np.vectorize(float)
-    return f(np.array(q, dtype=object)), f(np.array(v, dtype=object))
+    return _mp_tree(tree, beta, value=lambda q_row, ref_row, b: _mp_ek_value(q_row, ref_row, tau, b)[0])
 
 
 @pytest.mark.parametrize("tau,beta", EK_PAIRS)
