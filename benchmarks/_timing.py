@@ -12,3 +12,13 @@ def median_time(fn, repeats: int) -> float:
         fn()
         ts.append(time.perf_counter() - t)
     return float(np.median(ts))
+
+
+def median_time_and_result(fn, repeats: int):
+    """(median wall time in seconds, result of the last call) of ``repeats`` calls of ``fn()``."""
+    ts, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts)), out

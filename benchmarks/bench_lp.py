@@ -24,27 +24,20 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from _timing import median_time_and_result  # noqa: E402 — benchmarks/_timing.py (script directory is on sys.path)
+
 import mdpsandbox as ms  # noqa: E402
 from mdpsandbox.solvers.classic import solve_lp  # noqa: E402
-
-
-def _timed(fn, repeats):
-    ts, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts)), out
 
 
 def row(mdp, label, simplex, repeats):
     ms.solve(mdp, method="pi")   # warm-up (numba caches, imports)
     solve_lp(ms.garnet(5, 2, 2, seed=0), lp_method="highs-ipm")
-    t_pi, pi = _timed(lambda: ms.solve(mdp, method="pi"), repeats)
+    t_pi, pi = median_time_and_result(lambda: ms.solve(mdp, method="pi"), repeats)
     scale = 1 + np.abs(pi.v).max()
     out = [f"{label:30s} PI {t_pi * 1e3:9.1f} ms ({pi.iterations} steps)"]
     for m in (["highs-ipm", "highs-ds"] if simplex else ["highs-ipm"]):
-        t_lp, lp = _timed(lambda: solve_lp(mdp, lp_method=m), repeats)
+        t_lp, lp = median_time_and_result(lambda: solve_lp(mdp, lp_method=m), repeats)
         err = float(np.abs(lp.v - pi.v).max())
         ok = "ok" if err <= 1e-10 * scale else "MISMATCH"
         out.append(f"{m} {t_lp * 1e3:10.1f} ms (HiGHS {lp.lp_seconds * 1e3:.0f} + polish "

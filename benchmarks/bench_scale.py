@@ -20,6 +20,8 @@ import resource
 import time
 
 import numpy as np
+
+from _timing import median_time_and_result  # noqa: E402 — benchmarks/_timing.py (script directory is on sys.path)
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
@@ -45,15 +47,6 @@ def _qe(mdp, dense):
     return DiscreteDP(mdp.R.ravel(), sp.csr_matrix(mdp.P2), mdp.gamma, s_idx, a_idx)
 
 
-def _time(fn, repeats):
-    ts, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts)), out
-
-
 def compare(mdp, dense, repeats, label):
     try:
         import quantecon  # noqa: F401
@@ -61,9 +54,9 @@ def compare(mdp, dense, repeats, label):
         print("SKIPPED QuantEcon side: pip install quantecon (benchmark only)")
         return
     ms.solve(mdp)  # warm-up (numba caches)
-    t_o, sol = _time(lambda: ms.solve(mdp), repeats)
+    t_o, sol = median_time_and_result(lambda: ms.solve(mdp), repeats)
     ddp = _qe(mdp, dense)
-    t_q, res = _time(lambda: ddp.solve(method="policy_iteration"), max(1, repeats if mdp.n_states <= 3000 else 1))
+    t_q, res = median_time_and_result(lambda: ddp.solve(method="policy_iteration"), max(1, repeats if mdp.n_states <= 3000 else 1))
     act_o = np.argmax(sol.policy, axis=1)
     exact_o = _exact_value(mdp, act_o)
     exact_q = _exact_value(mdp, np.asarray(res.sigma))

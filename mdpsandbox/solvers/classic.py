@@ -161,6 +161,22 @@ def _stable_value(q, lam, logw, logW):
     return lam * logW + m + lam * math.log1p(acc)
 
 
+@numba.njit(cache=True, inline="always")
+def _gs_update(q, s, lam, logw, logW, v, diff):
+    """Gauss–Seidel update of state s from its Q row ``q`` (A,): V(s) ← max Q (λ = 0) or the stable
+    regularised value; returns max(diff, |change|)."""
+    if lam == 0.0:
+        new = q[0]
+        for a in range(1, q.shape[0]):
+            if q[a] > new:
+                new = q[a]
+    else:
+        new = _stable_value(q, lam, logw[s], logW[s])
+    d = abs(new - v[s])
+    v[s] = new
+    return d if d > diff else diff
+
+
 @numba.njit(cache=True)
 def _gs_sweep(indptr, indices, data, R, gamma, v, lam, logw, logW, terminal):
     S, A = R.shape
@@ -176,17 +192,7 @@ def _gs_sweep(indptr, indices, data, R, gamma, v, lam, logw, logW, terminal):
             for k in range(indptr[row], indptr[row + 1]):
                 acc += data[k] * v[indices[k]]
             q[a] = R[s, a] + gamma * acc
-        if lam == 0.0:
-            new = q[0]
-            for a in range(1, A):
-                if q[a] > new:
-                    new = q[a]
-        else:
-            new = _stable_value(q, lam, logw[s], logW[s])
-        d = abs(new - v[s])
-        if d > diff:
-            diff = d
-        v[s] = new
+        diff = _gs_update(q, s, lam, logw, logW, v, diff)
     return diff
 
 
@@ -206,17 +212,7 @@ def _gs_sweep_dense(P2, R, gamma, v, lam, logw, logW, terminal):
             for j in range(S):
                 acc += P2[row, j] * v[j]
             q[a] = R[s, a] + gamma * acc
-        if lam == 0.0:
-            new = q[0]
-            for a in range(1, A):
-                if q[a] > new:
-                    new = q[a]
-        else:
-            new = _stable_value(q, lam, logw[s], logW[s])
-        d = abs(new - v[s])
-        if d > diff:
-            diff = d
-        v[s] = new
+        diff = _gs_update(q, s, lam, logw, logW, v, diff)
     return diff
 
 
