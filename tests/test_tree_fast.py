@@ -335,3 +335,21 @@ def test_solves_of_one_env_from_several_threads_each_get_their_own_memory():
     for b, s in sols:
         if b in want:
             _equal((s.q, s.v, s.policy), (want[b].q, want[b].v, want[b].policy))
+
+
+def test_pickles_and_copies_carry_the_mdp_not_the_recycled_output_memory():
+    """A solved env pickles to the same size as a fresh one (the pool of dropped outputs stays behind),
+    and its copy solves to the same numbers."""
+    import copy
+    import pickle
+
+    env = ms.TokenMDP.random(6, 5, seed=0)
+    fresh = len(pickle.dumps(env))
+    sol = ms.solve(env, beta=0.5)
+    want = sol.v.copy()
+    del sol
+    assert env._tree_pool is not None and env._tree_pool.n_free > 0
+    assert len(pickle.dumps(env)) == fresh
+    for other in (pickle.loads(pickle.dumps(env)), copy.deepcopy(env)):
+        assert other._tree_pool is None
+        np.testing.assert_array_equal(ms.solve(other, beta=0.5).v, want)

@@ -443,6 +443,13 @@ class TokenMDP:
         ref /= ref.sum(axis=1, keepdims=True)
         return TabularMDP(P2, R, self.gamma, terminal=[S - 1], initial=mu, ref_policy=ref)
 
+    def __getstate__(self):
+        # the recycled output memory of past solves is a cache of this process, not part of the MDP:
+        # pickles and copies carry the tree, rewards and reference only
+        state = self.__dict__.copy()
+        state["_tree_pool"] = None
+        return state
+
     def with_rewards(self, rewards) -> "TokenMDP":
         """A copy with other rewards (same tree and reference)."""
         return TokenMDP(self.vocab_size, self.horizon, self.ref_logits, rewards, self.gamma, self.eos, self.n_prompts)
