@@ -338,7 +338,7 @@ def test_solves_of_one_env_from_several_threads_each_get_their_own_memory():
 
 
 def test_pickles_and_copies_carry_the_mdp_not_the_recycled_output_memory():
-    """A solved env pickles to the same size as a fresh one (the pool of dropped outputs stays behind),
+    """A solved env pickles to about the size of a fresh one (the pool of dropped outputs stays behind),
     and its copy solves to the same numbers."""
     import copy
     import pickle
@@ -349,7 +349,8 @@ def test_pickles_and_copies_carry_the_mdp_not_the_recycled_output_memory():
     want = sol.v.copy()
     del sol
     assert env._tree_pool is not None and env._tree_pool.n_free > 0
-    assert len(pickle.dumps(env)) == fresh
+    # (a solve caches the per-node LSE of the logits, 8 bytes a node; one output array is 8·V bytes a node)
+    assert len(pickle.dumps(env)) <= fresh + 16 * env.n_nodes
     for other in (pickle.loads(pickle.dumps(env)), copy.deepcopy(env)):
         assert other._tree_pool is None
         np.testing.assert_array_equal(ms.solve(other, beta=0.5).v, want)
