@@ -237,8 +237,8 @@ def _solve_one(b, P, R, gammas, temp, beta, log_ref, ref, extra, use_pi, tol, ma
     for s in range(S):
         for a in range(A):
             rmax = max(rmax, abs(Rb[s, a]))
-    # round-off floor of |V|: KL values stay within max|r|/(1−γ) for every β (the backup is exact);
-    # entropy adds τ log A per step, entropy + KL also β max|log π_ref| (``extra``, per step)
+    # round-off floor of |V|: regularised values stay within (max|r| + τ log A)/(1−γ) for every β
+    # (the backup is exact, entropy + KL included); ``extra`` = τ log A per step
     floor = 64.0 * eps * ((rmax + extra[b]) / (1.0 - g) + 1.0)
     it = 0
     done = False
