@@ -321,3 +321,125 @@ def test_user_task_by_module_path_and_by_registered_name(tmp_path):
     # a registered name of a user function resolves to the same callable
     assert TASKS["selftest"].import_path == "mdpsandbox.sweeps.tasks.selftest:selftest_task"
     assert Sweep(task=TASKS["selftest"].fn).task == "selftest"
+
+
+# ---------------------------------------------------------------------- batched chunks as columns
+class _RowsOnly:
+    """The solve batcher without ``run_columns``: chunks take the per-cell row path."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def key(self, p):
+        return self.inner.key(p)
+
+    def env_key(self, p):
+        return self.inner.env_key(p)
+
+    def run(self, cells):
+        return self.inner.run(cells)
+
+
+def test_batched_chunk_written_from_columns_equals_the_per_cell_row_path(tmp_path, monkeypatch):
+    from mdpsandbox.sweeps.tasks import get_task
+
+    sw = Sweep(task="solve", axes={"gamma": [0.0, 0.5, 0.9, 0.99], "beta": [0.1, 10.0], "seed": range(4)},
+               fixed={"env": "garnet", "n_states": 9, "n_actions": 3, "reference": True})
+    cols = run(sw, tmp_path / "cols", chunk_size=13, **SERIAL)
+    task = get_task("solve")
+    monkeypatch.setattr(task, "batcher", _RowsOnly(task.batcher))
+    rows = run(sw, tmp_path / "rows", chunk_size=13, **SERIAL)
+    assert (cols.method_used == "pi_batch").all() and (cols.status == "ok").all()
+    pd.testing.assert_frame_equal(_nowall(cols), _nowall(rows), check_exact=True)
+    import pyarrow.parquet as pq
+
+    f = sorted((tmp_path / "cols" / "chunks").glob("*.parquet"))[0]
+    g = sorted((tmp_path / "rows" / "chunks").glob("*.parquet"))[0]
+    assert pq.read_schema(f).equals(pq.read_schema(g))  # same column types from both paths
+
+
+def test_batcher_rows_are_its_columns_row_by_row():
+    b = SolveBatcher()
+    cells = [dict(env="garnet", n_states=8, n_actions=3, gamma=g, seed=s, beta=0.5) for g in (0.5, 0.99)
+             for s in range(3)]
+    cols, wall = b.run_columns(cells)
+    rows = b.run(cells)
+    for i, r in enumerate(rows):
+        assert r.pop("wall_s") > 0 and wall > 0  # timings of two calls
+        assert r == {k: (v[i].item() if isinstance(v, np.ndarray) else v[i]) for k, v in cols.items()}
+    assert cols["iterations"].dtype == np.int64 and cols["converged"].dtype == bool
+
+
+@pytest.mark.parametrize("cols, match", [
+    ({"v": np.array([1.0, np.nan])}, "metric 'v' is NaN"),
+    ({"gamma": np.zeros(2)}, "metric 'gamma' clashes with a parameter"),
+    ({"status": np.zeros(2)}, "metric 'status' clashes with a reserved column"),
+    ({"v": np.zeros(3)}, r"metric column 'v' has shape \(3,\), expected \(2,\)"),
+    ({"v": np.zeros(2, dtype=complex)}, "metric column 'v' has dtype complex128"),
+    ({"v": ["a", 1]}, "metric column 'v' must be"),
+    ({"not valid": np.zeros(2)}, "identifiers"),
+])
+def test_column_check_refuses_what_the_per_cell_check_refuses(cols, match):
+    from mdpsandbox.sweeps.worker import check_columns, check_metrics
+
+    with pytest.raises(ValueError, match=match):
+        check_columns(cols, 2, {"gamma"})
+    if not match.startswith("metric column"):  # the per-cell check refuses the same cells
+        with pytest.raises(ValueError):
+            for i in range(2):
+                check_metrics({k: (v[i].item() if isinstance(v, np.ndarray) else v[i]) for k, v in cols.items()},
+                              {"gamma": 0.9})
+
+
+def test_batched_nan_cell_falls_back_to_per_cell_rows(tmp_path, monkeypatch):
+    """A batch whose columns fail the check is rerun cell by cell: only the bad cell is an error row."""
+    from mdpsandbox.sweeps.tasks import get_task
+
+    task = get_task("solve")
+    inner = task.batcher
+
+    class _NanOnSeed1(_RowsOnly):
+        def run_columns(self, cells):
+            cols, wall = inner.run_columns(cells)
+            cols["value_initial"] = np.where([c["seed"] == 1 for c in cells], np.nan, cols["value_initial"])
+            return cols, wall
+
+        def run(self, cells):
+            out = inner.run(cells)
+            for c, m in zip(cells, out):
+                if c["seed"] == 1:
+                    m["value_initial"] = float("nan")
+            return out
+
+    monkeypatch.setattr(task, "batcher", _NanOnSeed1(inner))
+    sw = Sweep(task="solve", axes={"seed": range(4)}, fixed={"env": "garnet", "n_states": 6, "gamma": 0.9})
+    df = run(sw, tmp_path / "o", chunk_size=4, **SERIAL)
+    assert list(df.status) == ["ok", "error", "ok", "ok"]
+    assert "NaN" in df.error[1]
+
+
+@pytest.mark.parametrize("n, per, workers, min_cells", [(9920, 1e-4, 2, 4096), (9920, 2.5e-5, 2, 4096),
+                                                         (397, 2e-3, 2, 1), (1997, 2e-3, 2, 1), (5, 1.0, 2, 1),
+                                                         (10, 1e-3, 3, 1), (1, 1e-3, 4, 1), (1000, 1e-6, 1, 4096)])
+def test_chunk_plan_covers_every_cell_in_a_multiple_of_the_worker_count(n, per, workers, min_cells):
+    import math
+
+    from mdpsandbox.sweeps.runner import TARGET_CHUNK_S, _chunk_size
+
+    size = _chunk_size(n, per, workers, min_cells)
+    k = math.ceil(n / size)
+    assert size >= 1 and k * size >= n and (k - 1) * size < n
+    assert k % workers == 0 or k == n  # fewer cells than workers: one chunk per cell
+    assert size * per <= 2 * TARGET_CHUNK_S[2] or size == 1
+
+
+@pytest.mark.parametrize("value", [3, 2.5, "garnet", True, None])
+def test_repeated_scalar_column_equals_the_inferred_list_column(value):
+    import pyarrow as pa
+
+    from mdpsandbox.sweeps.store import _column_array, repeated
+
+    for n in (0, 1, 7):
+        ref = pa.array([value] * n)
+        assert repeated(value, n).equals(ref) and repeated(value, n).type == ref.type
+        assert _column_array([value] * n).equals(ref) and _column_array([value] * n).type == ref.type

@@ -153,6 +153,16 @@ def _dask_chunk(payload: dict) -> dict:
     return execute_chunk({**payload, "init_worker": True})
 
 
+def _prepare_dask_worker() -> None:
+    """Run once on every dask worker when a run connects: one numba thread, the chunk runner's
+    imports, and one tiny Parquet encode (pyarrow's first write initialises codecs): ~0.3–1 s that
+    would otherwise fall inside each worker's first chunk, one worker after the other."""
+    init_worker()
+    from . import store, tasks  # noqa: F401
+
+    store._table_bytes({"x": [0.0]})
+
+
 class Dask(Serial):
     """dask.distributed: a LocalCluster (``workers`` processes, one thread each) or ``scheduler``."""
 
@@ -175,6 +185,10 @@ class Dask(Serial):
             self.cluster = LocalCluster(n_workers=self.n or default_workers(), threads_per_worker=1, processes=True,
                                         dashboard_address=None, silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
+        try:
+            self.client.run(_prepare_dask_worker)
+        except Exception:  # pragma: no cover - a worker that cannot import us fails its chunks, with the reason
+            pass
         return self
 
     def __exit__(self, *exc):

@@ -159,11 +159,10 @@ def _payload(task, sweep, out, run_id, items, batched):
         items = [c for _, c in items]
     return {"out": str(out), "run_id": run_id, "task": sweep.task, "import_path": task.import_path,
             "name": _chunk_name(items), "batched": batched, "param_names": sweep.param_names, "cells": items,
-            "groups": groups}
+            "groups": groups, "fixed": dict(sweep.fixed)}
 
 
 def _execute(task, sweep, out, run_id, todo, backend, n_workers, chunk_size, bar, remote=None, **opts):
-    lo, _target, hi = TARGET_CHUNK_S
     groups = _groups(task, todo)
     if remote is None and backend != "serial" and chunk_size is not None and len(todo) <= chunk_size:
         backend = "serial"  # a single chunk: no pool to start
@@ -175,29 +174,54 @@ def _execute(task, sweep, out, run_id, todo, backend, n_workers, chunk_size, bar
             if size is None:
                 # probe chunks in this process (after the pool's workers have started); the first also
                 # pays imports / numba cache loading, so the smallest per-cell cost is kept
+                # the per-cell cost is the cells' own compute (the probe's fixed cost per file —
+                # Parquet write, lock — divided by a probe's few cells would overstate it many times)
                 per = None
                 for k in ((16, 64) if batched else (3,)):
                     k = min(len(items), k)
                     if k == 0:
                         break
                     probe, items = items[:k], items[k:]
-                    t0 = time.perf_counter()
                     res = ex.one(_payload(task, sweep, out, run_id, probe, batched))
-                    elapsed = time.perf_counter() - t0
                     bar.update(res["n"])
                     if batched:
-                        per = min(per or np.inf, elapsed / res["n"])
+                        per = min(per or np.inf, res["compute_s"] / res["n"])
                     else:
                         w = sorted(res["walls"][1:] or res["walls"])
-                        per = w[len(w) // 2] + max(res["wall_s"] - res["compute_s"], 0.0) / res["n"]
-                per = max(per or 1e-6, 1e-7)
-                size_lo, size_hi = max(1, math.ceil(lo / per)), max(1, math.floor(hi / per))
-                want = max(1, math.ceil(len(items) / (4 * n_workers)))
-                size = min(max(want, size_lo), size_hi)
+                        per = w[len(w) // 2]
+                size = _chunk_size(len(items), max(per or 1e-6, 1e-7), n_workers, BATCH_MIN_CELLS if batched else 1)
             for j in range(0, len(items), size):
                 payloads.append(_payload(task, sweep, out, run_id, items[j:j + size], batched))
         if payloads:
             ex.all(payloads, lambda summary: bar.update(summary["n"]))
+
+
+BATCH_MIN_CELLS = 4096  # a batched chunk holds at least this many cells (or ≈ 0.5 s of estimated work)
+
+
+def _chunk_size(n: int, per: float, n_workers: int, min_cells: int = 1) -> int:
+    """Cells per chunk for ``n`` cells of ``per`` seconds each on ``n_workers``: ≈ 0.2–0.5 s of work
+    per chunk (``TARGET_CHUNK_S``), ~4 chunks per worker when that keeps chunks ≥ 0.2 s, at least
+    ``min_cells`` cells unless that exceeds 0.5 s, and a number of chunks that is a multiple of the
+    worker count (no worker idles through the last round): the nearest multiple below when the
+    chunks stay ≤ 1 s, else the one above (chunks shorter than 0.2 s only when the sweep is short).
+
+    Batched cells use ``min_cells = BATCH_MIN_CELLS``: their probe (a few fresh envs, a small
+    solve_batch) overstates the per-cell cost of a full chunk (env draws shared through the cache,
+    larger batches) by up to ~4×, while the fixed cost of a file is ~1–3 ms plus ~1 µs per row."""
+    lo, _target, hi = TARGET_CHUNK_S
+    if n <= 0:
+        return 1
+    size_lo, size_hi = max(1, math.ceil(lo / per)), max(1, math.floor(hi / per))
+    want = max(1, math.ceil(n / (4 * n_workers)))
+    size = min(max(want, size_lo, min_cells), size_hi)
+    k = math.ceil(n / size)
+    if n_workers > 1 and k % n_workers:
+        down = max(n_workers, k // n_workers * n_workers)
+        k = down if math.ceil(n / down) * per <= 2 * hi else math.ceil(k / n_workers) * n_workers
+        k = min(n, k)
+        size = math.ceil(n / k)
+    return max(1, size)
 
 
 def status(out) -> dict:

@@ -262,9 +262,19 @@ class SolveBatcher:
         return tuple(sorted(envp.items(), key=lambda kv: kv[0]))
 
     def run(self, cells: list, cache: Optional[dict] = None) -> list:
-        """Metrics of ``cells`` (all with the same :meth:`key`) from one solve_batch call. Generated
-        (P, R) are kept in ``cache`` (default: this process's bounded :data:`ENV_CACHE`), so cells that
-        differ only in γ or the regulariser share one env draw."""
+        """Metrics of ``cells`` (all with the same :meth:`key`) from one solve_batch call, one dict per
+        cell (with ``wall_s``, the call's wall time / number of cells): :meth:`run_columns` as rows."""
+        cols, wall = self.run_columns(cells, cache)
+        names = list(cols)
+        lists = [cols[n].tolist() if isinstance(cols[n], np.ndarray) else list(cols[n]) for n in names]
+        return [{**dict(zip(names, vals)), "wall_s": wall} for vals in zip(*lists)]
+
+    def run_columns(self, cells: list, cache: Optional[dict] = None):
+        """``(columns, wall)``: the metrics of ``cells`` (all with the same :meth:`key`) from one
+        solve_batch call as columns — name -> float64 / int64 / bool array or list of str, one entry
+        per cell — and the call's wall time per cell. Generated (P, R) are kept in ``cache``
+        (default: this process's bounded :data:`ENV_CACHE`), so cells that differ only in γ or the
+        regulariser share one env draw."""
         import mdpsandbox as ms
 
         t0 = time.perf_counter()
@@ -306,23 +316,23 @@ class SolveBatcher:
         res = sol.residual
         # certified ‖V − V*‖∞ as in solve: VI γ‖V_{k+1} − V_k‖/(1−γ); PI ‖TV − V‖/(1−γ)
         bound = (gam * res if method == "vi" else res) / (1.0 - gam)
-        out = []
-        for i in range(B):
-            d = {"value_initial": float(v0[i]), "residual": float(res[i]), "bound": float(bound[i]),
-                 "iterations": int(sol.iterations[i]), "converged": bool(sol.converged[i]),
-                 "method_used": f"{method}_batch"}
-            out.append(d)
+        n = len(cells)  # B = 1 was padded to two rows: keep the first n
+        out = {"value_initial": np.array(v0[:n], dtype=np.float64),
+               "residual": np.array(res[:n], dtype=np.float64),
+               "bound": np.array(bound[:n], dtype=np.float64),
+               "iterations": np.array(sol.iterations[:n], dtype=np.int64),
+               "converged": np.array(sol.converged[:n], dtype=bool),
+               "method_used": [f"{method}_batch"] * n}
         if reference:
+            err, rbs = np.empty(n), np.empty(n)
             for i, p in enumerate(cells):
                 envp, _ = _split(p)
                 mdp = make_env(**envp)
                 vref, _, rb = _reference_values(mdp, beta, temp, method)
-                out[i]["error_ref"] = float(np.max(np.abs(sol.v[i] - vref)))
-                out[i]["ref_bound"] = rb
-        wall = (time.perf_counter() - t0) / B
-        for d in out:
-            d["wall_s"] = wall
-        return out
+                err[i] = np.max(np.abs(sol.v[i] - vref))
+                rbs[i] = rb
+            out["error_ref"], out["ref_bound"] = err, rbs
+        return out, (time.perf_counter() - t0) / n
 
 
 def _check_solve(names, values):
