@@ -443,3 +443,30 @@ def test_repeated_scalar_column_equals_the_inferred_list_column(value):
         ref = pa.array([value] * n)
         assert repeated(value, n).equals(ref) and repeated(value, n).type == ref.type
         assert _column_array([value] * n).equals(ref) and _column_array([value] * n).type == ref.type
+
+
+def test_interleaved_batch_groups_of_one_chunk_keep_cell_order(tmp_path, monkeypatch):
+    """A chunk whose cells alternate between two batch keys (groups not consecutive): the column
+    path puts every row back at its cell, as the per-cell row path does."""
+    from mdpsandbox.sweeps import store
+    from mdpsandbox.sweeps.runner import plan_cells
+    from mdpsandbox.sweeps.tasks import get_task
+    from mdpsandbox.sweeps.worker import execute_chunk
+
+    sw = Sweep(task="solve", axes={"seed": range(3), "beta": [0.1, 10.0]},
+               fixed={"env": "garnet", "n_states": 7, "gamma": 0.9})
+    tables = []
+    for name in ("cols", "rows"):
+        if name == "rows":
+            task = get_task("solve")
+            monkeypatch.setattr(task, "batcher", _RowsOnly(task.batcher))
+        task, cells = plan_cells(sw)
+        out = store.prepare(tmp_path / name, sw.to_dict(), len(cells))
+        rid = store.begin_run(out)
+        payload = {"out": str(out), "run_id": rid, "task": "solve", "import_path": task.import_path,
+                   "name": "chunk-x", "batched": True, "param_names": sw.param_names, "groups": None,
+                   "cells": [(i, k, 0, p) for i, k, p in cells]}  # beta alternates: two interleaved groups
+        assert execute_chunk(payload)["n"] == 6
+        tables.append(_nowall(store.load(out)))
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
+    assert list(tables[0].beta) == [0.1, 10.0] * 3

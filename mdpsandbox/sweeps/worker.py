@@ -135,7 +135,8 @@ def check_columns(cols, n: int, params) -> dict:
             elif kind != "b":
                 raise ValueError(f"metric column {name!r} has dtype {v.dtype} (float, int, bool or a list of str)")
             out[name] = v
-        elif isinstance(v, list) and len(v) == n and all(type(x) is str for x in v):
+        elif isinstance(v, list) and len(v) == n and n and (
+                (type(v[0]) is str and v.count(v[0]) == n) or all(type(x) is str for x in v)):
             out[name] = v
         else:
             raise ValueError(f"metric column {name!r} must be an array of {n} numbers or a list of {n} str")
@@ -179,18 +180,20 @@ def _column_blocks(blocks, n):
     """Metric columns of a whole chunk (in cell order) from the per-group column blocks
     ``[(idx, columns, wall)]`` that together cover its ``n`` cells with the same metric names."""
     order = np.concatenate([np.asarray(idx, dtype=np.intp) for idx, _, _ in blocks])
-    inv = np.empty(n, dtype=np.intp)
-    inv[order] = np.arange(n)
+    inv = None
+    if not np.array_equal(order, np.arange(n)):  # the planner's groups are consecutive: usually no reorder
+        inv = np.empty(n, dtype=np.intp)
+        inv[order] = np.arange(n)
     cols = {}
     for name in blocks[0][1]:
         parts = [c[name] for _, c, _ in blocks]
         if isinstance(parts[0], list):
             flat = [x for p in parts for x in p]
-            cols[name] = [flat[j] for j in inv]
+            cols[name] = flat if inv is None else [flat[j] for j in inv]
         else:
-            cols[name] = np.concatenate(parts)[inv]
-    wall = np.concatenate([np.full(len(idx), w) for idx, _, w in blocks])[inv]
-    return cols, wall
+            cols[name] = np.concatenate(parts) if inv is None else np.concatenate(parts)[inv]
+    wall = np.concatenate([np.full(len(idx), w) for idx, _, w in blocks])
+    return cols, (wall if inv is None else wall[inv])
 
 
 def execute_chunk(payload: dict) -> dict:
@@ -226,13 +229,13 @@ def execute_chunk(payload: dict) -> dict:
         for i, c in enumerate(cells):
             seed = cell_seed(c[1]) if task.accepts_seed else None
             results[i] = _one(task, c[3], seed)
-    cols: dict = {"cell": np.fromiter((c[0] for c in cells), dtype=np.int64, count=n)}  # grid indices
+    cols: dict = {"cell": np.array([c[0] for c in cells], dtype=np.int64)}  # grid indices
     fixed = payload.get("fixed") or {}
     for name in payload["param_names"]:
         if name in fixed:  # the same value in every cell: one repeated scalar (as pa.array([v] * n) types it)
             cols[name] = store.repeated(fixed[name], n)
         else:
-            cols[name] = [c[3].get(name) for c in cells]
+            cols[name] = [c[3][name] for c in cells]  # a cell's params hold every parameter
     if blocks and sum(len(b[0]) for b in blocks) == n and all(list(b[1]) == list(blocks[0][1]) for b in blocks):
         # every cell came from a column block with the same metrics: build the columns as arrays
         mcols, wall = _column_blocks(blocks, n)
@@ -263,7 +266,7 @@ def execute_chunk(payload: dict) -> dict:
         n_err = sum(r[2] == "error" for r in results)
         compute = float(sum(r[4] for r in results))
         walls = [float(r[4]) for r in results] if n <= 64 else []
-    cols["attempt"] = np.fromiter((c[2] for c in cells), dtype=np.int64, count=n)  # attempts are ints
+    cols["attempt"] = np.array([c[2] for c in cells], dtype=np.int64)  # attempts are ints
     cols["key"] = [c[1] for c in cells]
     arrays = {}
     for c, r in zip(cells, results):
