@@ -2,10 +2,12 @@
 
 Planning. The cells still to do (not stored yet, or failed with ``retry_failed=True``) are grouped
 by the task's batcher key (cells one ``solve_batch`` call can take, sorted so that cells sharing
-an env are adjacent) and cut into chunks. Without ``chunk_size`` the size is measured: a probe
-chunk runs first in this process and the size is set so that a chunk carries ≈ 0.2–0.5 s of work
-(at least ~4 chunks per worker when that keeps chunks ≥ 0.2 s; the fixed cost of a chunk — Parquet
-write, lock, scheduling — is a few ms, so this keeps it at a few percent). Chunk composition never changes a
+an env are adjacent) and cut into chunks. Without ``chunk_size`` the size is measured: probe
+chunks run first in this process, their cells' own compute gives the per-cell cost, and the size
+is set so that a chunk carries ≈ 0.2–0.5 s of work (at least ~4 chunks per worker when that keeps
+chunks ≥ 0.2 s; batched chunks at least ``BATCH_MIN_CELLS`` cells; a number of chunks that is a
+multiple of the worker count: see :func:`_chunk_size`). The fixed cost of a chunk — Parquet write,
+lock, scheduling — is a few ms plus ~1 µs per row, so this keeps it at a few percent. Chunk composition never changes a
 cell's numbers. Chunk file names hash their cells' keys and attempt, so a chunk is either stored
 whole or redone.
 """
