@@ -430,6 +430,7 @@ def test_chunk_plan_covers_every_cell_in_a_multiple_of_the_worker_count(n, per, 
     k = math.ceil(n / size)
     assert size >= 1 and k * size >= n and (k - 1) * size < n
     assert k % workers == 0 or k == n  # fewer cells than workers: one chunk per cell
+    assert n - (k - 1) * size >= size // 2 or k == 1  # no short last chunk finishing alone
     assert size * per <= 2 * TARGET_CHUNK_S[2] or size == 1
 
 

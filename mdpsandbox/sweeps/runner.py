@@ -222,7 +222,8 @@ def _chunk_size(n: int, per: float, n_workers: int, min_cells: int = 1) -> int:
         down = max(n_workers, k // n_workers * n_workers)
         k = down if math.ceil(n / down) * per <= 2 * hi else math.ceil(k / n_workers) * n_workers
         k = min(n, k)
-        size = math.ceil(n / k)
+    # equal chunks (no short last one finishing alone), as few as the rounding allows
+    size = math.ceil(n / k)
     return max(1, size)
 
 
