@@ -18,7 +18,7 @@ import logging
 import os
 from typing import Callable, Optional
 
-from .worker import execute_chunk, init_worker
+from .worker import execute_chunk, preload_worker
 
 __all__ = ["BACKENDS", "Serial", "Process", "Dask", "get_backend", "check_backend", "default_workers"]
 
@@ -118,7 +118,7 @@ class Process(Serial):
         if method == "forkserver":
             ctx.set_forkserver_preload(["mdpsandbox.sweeps.worker", "mdpsandbox.sweeps.tasks", "pyarrow.parquet"])
         self.ex = _POOLS[(self.n, method)] = ProcessPoolExecutor(max_workers=self.n, mp_context=ctx,
-                                                                 initializer=init_worker)
+                                                                 initializer=preload_worker)
         # start every worker now, before this process runs any probe chunk (numba threads)
         list(self.ex.map(abs, range(self.n)))
         return self
@@ -153,14 +153,17 @@ def _dask_chunk(payload: dict) -> dict:
     return execute_chunk({**payload, "init_worker": True})
 
 
-def _prepare_dask_worker() -> None:
-    """Run once on every dask worker when a run connects: one numba thread, the chunk runner's
-    imports, and one tiny Parquet encode (pyarrow's first write initialises codecs): ~0.3–1 s that
-    would otherwise fall inside each worker's first chunk, one worker after the other."""
-    init_worker()
-    from . import store, tasks  # noqa: F401
+_PREPARED = []
 
-    store._table_bytes({"x": [0.0]})
+
+def _prepare_dask_worker() -> None:
+    """Run on every dask worker when a run connects (once per worker process): one numba thread,
+    the chunk runner's imports and one tiny Parquet encode (pyarrow's first write initialises
+    codecs), then ``gc.freeze()`` (:func:`.worker.preload_worker`): ~0.3–1 s that would otherwise
+    fall inside each worker's first chunk, one worker after the other."""
+    if not _PREPARED:
+        preload_worker()
+        _PREPARED.append(True)
 
 
 class Dask(Serial):
