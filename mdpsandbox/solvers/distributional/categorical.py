@@ -15,7 +15,7 @@ import scipy.sparse.linalg as spla
 from ..._validate import check_finite, check_int, check_shape
 from ...envs.tabular import TabularMDP
 from ..dp import ConvergenceWarning
-from ._krylov import bicgstab_l1inf
+from ._dcfp_fast import FastOperator
 from .cdf_operator import _build_operator
 from .mrp import _check_mrp, _check_support, policy_mrp
 from .projection import categorical_projection, check_atoms, default_atoms
@@ -103,47 +103,33 @@ def categorical_fixed_point(P, r, gamma: float, atoms, *, method: str = "dcfp", 
     if x0 is not None:
         x0 = check_finite(x0, "x0")
         check_shape(x0, (n, m1), "x0")
-    op = _build_operator(r, gamma, z, gap)
+    op = _build_operator(r, gamma, z, gap, with_block=(method == "dcfp" and solver == "splu"))
     Ps = P if sp.issparse(P) else (sp.csr_matrix(P) if np.count_nonzero(P) < 0.25 * P.size else P)
-    C, bvec = op.blockC, op.bvec
-
-    def apply_M(F2: np.ndarray) -> np.ndarray:
-        return C @ np.asarray(Ps @ F2).ravel()
-
-    def l1inf(vec: np.ndarray) -> float:
-        return float(np.max(np.sum(np.abs(vec.reshape(n, m1)), axis=1)))
+    # M applied matrix-free by numba kernels (_dcfp_fast): P's CSR rows (or one BLAS P @ F for a dense P)
+    # times F, then each state's banded C^{(r(x))}; CDP and DCFP share the same application
+    fast = FastOperator(Ps, op)
 
     if method == "cdp":
-        F = np.zeros((n, m1)) if x0 is None else x0.copy()
-        F_flat = F.ravel()
+        F0 = np.zeros((n, m1)) if x0 is None else x0
         limit = max_iter if max_iter is not None else 10**7
-        k, d, converged = 0, np.inf, False
         # certified: ‖F_{k+1} − F*‖ ≤ γ/(1−γ)‖F_{k+1} − F_k‖ in ς‖·‖∞,1 (= sup-W1)
         stop = tol * (1 - gamma) / (gamma * gap) if gamma > 0 else np.inf
-        while k < limit:
-            new = apply_M(F_flat.reshape(n, m1)) + bvec
-            d = l1inf(new - F_flat)
-            F_flat = new
-            k += 1
-            if d <= stop or d == 0.0:
-                converged = True
-                break
+        F, k, d, converged = fast.cdp(F0, stop, limit)  # the whole loop in one numba call
         if not converged:
             warnings.warn(f"CDP stopped at max_iter={limit} with step {d:.3e} (needs {stop:.3e})", ConvergenceWarning)
         bound = gamma * gap * d / (1 - gamma)
-        probs = _cdf_to_probs(F_flat.reshape(n, m1), tol=max(1e-9, 10 * d))
-        return CategoricalFixedPoint(z, probs, d, bound, k, "cdp", converged, "iteration")
+        probs = _cdf_to_probs(F, tol=max(1e-9, 10 * d))
+        return CategoricalFixedPoint(z, probs, d, bound, k, "cdp", bool(converged), "iteration")
 
     N = n * m1
     stop = tol * (1 - gamma) / gap
     if solver == "splu":
-        A = (sp.identity(N, format="csc") - (C @ sp.kron(sp.csr_matrix(Ps), sp.identity(m1), format="csr"))).tocsc()
-        F_flat = spla.splu(A).solve(bvec)
-        res = l1inf(bvec - (F_flat - apply_M(F_flat.reshape(n, m1))))
+        A = (sp.identity(N, format="csc") - (op.blockC @ sp.kron(sp.csr_matrix(Ps), sp.identity(m1), format="csr"))).tocsc()
+        F = np.ascontiguousarray(spla.splu(A).solve(op.bvec).reshape(n, m1))
+        _, res = fast.residual(F)
         iters = 1
     else:
         kind = "bicgstab" if solver == "auto" else solver
-        A = spla.LinearOperator((N, N), matvec=lambda v: v - apply_M(v.reshape(n, m1)), dtype=np.float64)
         if x0 is None:
             # warm start at the projected Dirac at V^π = (I − γP)^{-1} r: the fixed point has this mean,
             # and it halves the Krylov iterations on garnets at γ = 0.99 (benchmarks/bench_dcfp.py)
@@ -151,12 +137,14 @@ def categorical_fixed_point(P, r, gamma: float, atoms, *, method: str = "dcfp", 
                 v = spla.spsolve((sp.identity(n, format="csc") - gamma * sp.csc_matrix(Ps)), r)
             else:
                 v = np.linalg.solve(np.eye(n) - gamma * Ps, r)
-            F_flat = np.cumsum(categorical_projection(z, np.asarray(v)[:, None]), axis=1)[:, :m1].ravel()
+            F = np.ascontiguousarray(np.cumsum(categorical_projection(z, np.asarray(v)[:, None]), axis=1)[:, :m1])
         else:
-            F_flat = x0.ravel().copy()
+            F = np.array(x0, dtype=np.float64, order="C", copy=True)
         iters = 0
         rounds = max_iter if max_iter is not None else 50
-        res = l1inf(bvec - A.matvec(F_flat))
+        rhs, res = fast.residual(F)   # b − (I − M)F and its ℓ∞,1 norm
+        A = spla.LinearOperator((N, N), matvec=lambda v: v - fast.apply(v.reshape(n, m1)).ravel(),
+                                dtype=np.float64)
         counter = {"k": 0}
 
         def cb(_):
@@ -165,25 +153,28 @@ def categorical_fixed_point(P, r, gamma: float, atoms, *, method: str = "dcfp", 
         for _ in range(rounds):
             if res <= stop:
                 break
-            rhs = bvec - A.matvec(F_flat)
             if kind == "bicgstab":
-                dx, its, _status = bicgstab_l1inf(A.matvec, rhs, np.zeros(N), n, m1, 0.5 * stop, 20 * N)
+                # numba BiCGSTAB, stopped on the recurrence residual's ℓ∞,1 norm (same recurrences and stop
+                # as _krylov.bicgstab_l1inf, every vector update fused with the norms and dots it feeds)
+                dx, its, _status = fast.bicgstab(rhs, 0.5 * stop, 20 * N)
                 counter["k"] += its
             else:
                 # relative 2-norm target chosen so the ∞,1 residual lands below `stop`:
                 # max_x ‖e_x‖_1 ≤ √(m−1) max_x ‖e_x‖_2 ≤ √(m−1) ‖e‖_2 (the final check below certifies it)
-                rtol = max(min(0.5, stop / (np.sqrt(m1) * max(np.linalg.norm(rhs), 1e-300))), 1e-15)
-                dx, _info = spla.gmres(A, rhs, rtol=rtol, atol=0.0, restart=min(N, 200), maxiter=50,
+                rhs_flat = rhs.ravel()
+                rtol = max(min(0.5, stop / (np.sqrt(m1) * max(np.linalg.norm(rhs_flat), 1e-300))), 1e-15)
+                dx, _info = spla.gmres(A, rhs_flat, rtol=rtol, atol=0.0, restart=min(N, 200), maxiter=50,
                                        callback=cb, callback_type="pr_norm")
-            F_flat = F_flat + dx
-            res = l1inf(bvec - A.matvec(F_flat))
+                dx = dx.reshape(n, m1)
+            F = F + dx
+            rhs, res = fast.residual(F)   # the TRUE residual certifies the bound, not the recurrence
         iters = counter["k"]
         kind_used = kind
     converged = res <= stop
     if not converged:
         warnings.warn(f"DCFP solve residual {res:.3e} above the target {stop:.3e}", ConvergenceWarning)
     bound = gap * res / (1 - gamma)
-    probs = _cdf_to_probs(F_flat.reshape(n, m1), tol=max(1e-9, 10 * res))
+    probs = _cdf_to_probs(F, tol=max(1e-9, 10 * res))
     return CategoricalFixedPoint(z, probs, res, bound, iters, "dcfp", bool(converged),
                                  "splu" if solver == "splu" else kind_used)
 

@@ -7,6 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..._validate import check_finite, check_gamma, check_shape
+from ._dcfp_fast import build_columns
 from .mrp import _check_mrp, _check_support
 from .projection import check_atoms
 
@@ -18,12 +19,18 @@ class _CDFOperator:
     """Sparse pieces of (T F)(x) = C^{(r(x))} (P F)(x) + b^{(r(x))} (see categorical_cdf_operator)."""
 
     u_index: np.ndarray   # (n,) index of r(x) among the distinct rewards
-    c_rows: np.ndarray    # (U, K) row index of each stored entry of C^{(u)} (K = 2(m-1))
-    c_cols: np.ndarray    # (U, K)
-    c_vals: np.ndarray    # (U, K)
+    c_rows: np.ndarray    # (U, K) row index of each stored entry of C^{(u)} (K = 2(m-1)): entry j and
+    c_vals: np.ndarray    # (U, K)  m−1+j are the two candidate rows of column j (zero value if unused)
     b: np.ndarray         # (U, m-1)
     blockC: sp.csr_matrix  # (n(m-1), n(m-1)) blockdiag_x C^{(r(x))}
     bvec: np.ndarray       # (n(m-1),)
+
+    @property
+    def c_cols(self) -> np.ndarray:
+        """(U, K) column of each stored entry: j for entries j and m−1+j (built on demand: a (U, K)
+        int64 array costs page faults on every solve that does not need it)."""
+        m1 = self.b.shape[1]
+        return np.tile(np.concatenate([np.arange(m1), np.arange(m1)]), (self.b.shape[0], 1))
 
 
 def categorical_cdf_operator(r, gamma: float, atoms):
@@ -56,39 +63,24 @@ def categorical_cdf_operator(r, gamma: float, atoms):
 
 
 def _build_operator(r: np.ndarray, gamma: float, z: np.ndarray, gap: float, with_block: bool = True) -> _CDFOperator:
-    m = z.size
-    m1 = m - 1
+    m1 = z.size - 1
     uniq, u_index = np.unique(r, return_inverse=True)
-    U = uniq.size
-    y = uniq[:, None] + gamma * z[None, :]                       # (U, m) targets r + γ z_j
-    cell = np.searchsorted(z, y, side="right") - 1               # cell of each target, −1..m−1
-    j = np.arange(m1)
-    rows, cols, vals = [], [], []
-    for shift in (0, 1):  # the non-zero rows of column j lie in {cell(y_j), cell(y_j) + 1}
-        i = cell[:, :m1] + shift                                  # (U, m−1)
-        ok = (i >= 0) & (i <= m - 2)
-        ic = np.clip(i, 0, m - 2)
-        zi1 = z[ic + 1]
-        v = (np.clip((zi1 - y[:, :m1]) / gap, 0.0, 1.0) - np.clip((zi1 - y[:, 1:]) / gap, 0.0, 1.0))
-        v = np.where(ok, v, 0.0)
-        rows.append(ic)
-        cols.append(np.broadcast_to(j, (U, m1)))
-        vals.append(v)
-    c_rows = np.concatenate(rows, axis=1).astype(np.int64)
-    c_cols = np.concatenate(cols, axis=1).astype(np.int64)
-    c_vals = np.concatenate(vals, axis=1)
-    b = np.clip((z[None, 1:] - y[:, m1:m]) / gap, 0.0, 1.0)        # (U, m−1) g_i(r + γ z_m)
+    # for each distinct reward: targets y_j = r + γ z_j, the cell of each (searchsorted 'right' − 1),
+    # the non-zero rows of column j in {cell(y_j), cell(y_j) + 1} (numba; the former vectorised
+    # numpy code's operations one element at a time, so the same numbers)
+    c_rows, c_vals, b = build_columns(np.ascontiguousarray(uniq, dtype=np.float64), float(gamma),
+                                      np.ascontiguousarray(z, dtype=np.float64), float(gap))
     blockC, bvec = None, None
     if with_block:
         n = r.size
         off = (np.arange(n) * m1)[:, None]
         R = (c_rows[u_index] + off).ravel()
-        Cc = (c_cols[u_index] + off).ravel()
+        Cc = (np.concatenate([np.arange(m1), np.arange(m1)])[None, :] + off).ravel()
         V = c_vals[u_index].ravel()
         keep = V != 0.0
         blockC = sp.csr_matrix((V[keep], (R[keep], Cc[keep])), shape=(n * m1, n * m1))
         bvec = b[u_index].ravel()
-    return _CDFOperator(u_index.astype(np.int64), c_rows, c_cols, c_vals, b, blockC, bvec)
+    return _CDFOperator(u_index.astype(np.int64), c_rows, c_vals, b, blockC, bvec)
 
 
 def categorical_bellman_cdf(P, r, gamma: float, atoms, cdf) -> np.ndarray:

@@ -1,0 +1,430 @@
+r"""numba kernels of the categorical CDF operator TF = MF + b, M = blockdiag_x(C^{(r(x))})(P ⊗ I_{m−1})
+(docs/math.md §7), shared by CDP and DCFP so that both pay the same per-application cost.
+
+* ``build_columns`` — the compact C: column j of C^{(u)} has its (at most) two non-zeros in rows
+  ``c_rows[u, j]`` and ``c_rows[u, m1 + j]`` with weights ``c_vals[u, j]``, ``c_vals[u, m1 + j]``
+  (the same arrays `_build_operator` always stored; the same floating-point operations as the former
+  vectorised numpy code, so the numbers are unchanged).
+* ``m_row`` — one state's row block of M F: (P F)(x) from P's CSR row (or a precomputed dense
+  P @ F), then the two-entry scatter of each column of C^{(r(x))}. No scipy matrix, no temporaries.
+* ``apply_m``, ``residual``, ``cdp_loop``, ``bicgstab`` — whole loops in one call, every vector
+  update fused with the ℓ∞,1 norm / dot products it feeds.
+
+Arrays are 2-D ``(n, m1)`` (row x = the m−1 CDF values of state x). P is passed both ways and
+``dense`` says which one is live: CSR ``indptr, indices, data`` (int64, int64, float64), or a dense
+C-contiguous ``Pd`` whose product ``Pd @ F`` goes to BLAS (``np.dot`` inside numba) into ``PF``.
+With NUMBA_DISABLE_JIT=1 the same code runs as plain Python (slow; for small problems and tests).
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+_jit = numba.njit(cache=True, fastmath=False, nogil=True)
+
+
+@_jit
+def build_columns(uniq, gamma, z, gap):
+    """Compact C^{(u)} for each distinct reward uniq[u] and b^{(u)} (docs/math.md §7):
+    y_j = r + γ z_j, cell(y) = #{k: z_k ≤ y} − 1 (= searchsorted(z, y, 'right') − 1), the non-zeros of
+    column j in rows cell(y_j) + s, s ∈ {0, 1}, with C_ij = g_i(y_j) − g_i(y_{j+1}),
+    g_i(y) = clip((z_{i+1} − y)/ς, 0, 1); b_i = g_i(y_m). Returns (c_rows, c_vals, b)."""
+    U = uniq.size
+    m = z.size
+    m1 = m - 1
+    c_rows = np.zeros((U, 2 * m1), dtype=np.int64)
+    c_vals = np.zeros((U, 2 * m1))
+    b = np.zeros((U, m1))
+    y = np.empty(m)
+    cell = np.empty(m, dtype=np.int64)
+    for u in range(U):
+        for j in range(m):
+            y[j] = uniq[u] + gamma * z[j]
+        c = 0  # y is non-decreasing in j (γ ≥ 0), so one forward pointer replaces the binary search
+        for j in range(m):
+            while c < m and z[c] <= y[j]:
+                c += 1
+            cell[j] = c - 1
+        for s in range(2):
+            for j in range(m1):
+                i = cell[j] + s
+                ic = min(max(i, 0), m - 2)
+                c_rows[u, s * m1 + j] = ic
+                if 0 <= i <= m - 2:
+                    zi1 = z[ic + 1]
+                    c_vals[u, s * m1 + j] = (min(max((zi1 - y[j]) / gap, 0.0), 1.0)
+                                             - min(max((zi1 - y[j + 1]) / gap, 0.0), 1.0))
+        for i in range(m1):
+            b[u, i] = min(max((z[i + 1] - y[m1]) / gap, 0.0), 1.0)
+    return c_rows, c_vals, b
+
+
+MAX_COST = 4.0   # gather form only if its estimated cost ≤ this × the column scatter's (else: γ ≲ 0.6)
+
+
+@_jit
+def row_ranges(c_rows, c_vals, m1):
+    """first[u, i], last[u, i]: the first and last column with a non-zero in row i of C^{(u)}
+    (first = m1, last = −1 for an empty row)."""
+    U = c_rows.shape[0]
+    first = np.full((U, m1), m1, dtype=np.int64)
+    last = np.full((U, m1), -1, dtype=np.int64)
+    for u in range(U):
+        for s in range(2):
+            for j in range(m1):
+                if c_vals[u, s * m1 + j] != 0.0:
+                    i = c_rows[u, s * m1 + j]
+                    first[u, i] = min(first[u, i], j)
+                    last[u, i] = max(last[u, i], j)
+    return first, last
+
+
+@_jit
+def block_offsets(first, last, block):
+    """For rows in blocks of ``block``: off[u, k] = min over the block's non-empty rows of first − i,
+    and the window width W = max over all blocks of (max(last − i) − off + 1) (≥ 1)."""
+    U, m1 = first.shape
+    nblk = (m1 + block - 1) // block
+    off = np.zeros((U, nblk), dtype=np.int64)
+    W = 1
+    for u in range(U):
+        for k in range(nblk):
+            lo = m1
+            hi = -m1
+            for i in range(k * block, min((k + 1) * block, m1)):
+                if last[u, i] >= 0:
+                    lo = min(lo, first[u, i] - i)
+                    hi = max(hi, last[u, i] - i)
+            if hi >= lo:
+                off[u, k] = lo
+                W = max(W, hi - lo + 1)
+    return off, W
+
+
+@_jit
+def build_gather(c_rows, c_vals, m1, off, W, block):
+    """Gather form of each C^{(u)}: the rows i of block k = [k·block, (k+1)·block) read the contiguous
+    columns j = i + off[u, k] + q, q < W, with weights w[u, q, i] (zero-padded), so a block is W
+    stride-1 multiply-add loops (vectorised) instead of a scatter. Adding the padding zeros (0·G = ±0)
+    leaves every sum unchanged, and each row still sums its non-zeros in ascending j (scipy's CSR
+    order), so the product is bit-identical to blockC @ vec. Returns w ``(U, W, m1)``."""
+    U = c_rows.shape[0]
+    w = np.zeros((U, W, m1))
+    for u in range(U):
+        for s in range(2):
+            for j in range(m1):
+                v = c_vals[u, s * m1 + j]
+                if v != 0.0:
+                    i = c_rows[u, s * m1 + j]
+                    w[u, j - i - off[u, i // block], i] += v
+    return w
+
+
+@_jit
+def prepare(dense, Pd, F, PF):
+    """Dense P: PF = Pd @ F once per application (BLAS); CSR P: nothing (rows are fused in m_row)."""
+    if dense:
+        np.dot(Pd, F, PF)
+
+
+@_jit
+def m_row(x, indptr, indices, data, dense, PF, F, u, gather, block, off, w, pad, c_rows, c_vals, buf, row):
+    """row = (M F)(x) = C^{(u)} (P F)(x) (after ``prepare``). buf is scratch of length m1 + 2·pad whose
+    pads stay zero: (P F)(x) goes to buf[pad:pad + m1]."""
+    m1 = row.size
+    # views with a known non-negative start: indexing them needs no wrap-around test, so LLVM vectorises
+    g = buf[pad:pad + m1]
+    if dense:
+        src = PF[x]
+        for i in range(m1):
+            g[i] = src[i]
+    else:
+        for i in range(m1):
+            g[i] = 0.0
+        k = indptr[x]
+        e = indptr[x + 1]
+        # up to eight successors per pass over the row (fewer loads/stores of g); the sum is still
+        # accumulated one successor at a time, in CSR order, exactly as scipy's P @ F
+        while k + 8 <= e:
+            a0 = data[k]
+            a1 = data[k + 1]
+            a2 = data[k + 2]
+            a3 = data[k + 3]
+            a4 = data[k + 4]
+            a5 = data[k + 5]
+            a6 = data[k + 6]
+            a7 = data[k + 7]
+            F0 = F[indices[k]]
+            F1 = F[indices[k + 1]]
+            F2 = F[indices[k + 2]]
+            F3 = F[indices[k + 3]]
+            F4 = F[indices[k + 4]]
+            F5 = F[indices[k + 5]]
+            F6 = F[indices[k + 6]]
+            F7 = F[indices[k + 7]]
+            for i in range(m1):
+                g[i] = (((((((g[i] + a0 * F0[i]) + a1 * F1[i]) + a2 * F2[i]) + a3 * F3[i]) + a4 * F4[i])
+                         + a5 * F5[i]) + a6 * F6[i]) + a7 * F7[i]
+            k += 8
+        while k + 4 <= e:
+            a0 = data[k]
+            a1 = data[k + 1]
+            a2 = data[k + 2]
+            a3 = data[k + 3]
+            F0 = F[indices[k]]
+            F1 = F[indices[k + 1]]
+            F2 = F[indices[k + 2]]
+            F3 = F[indices[k + 3]]
+            for i in range(m1):
+                g[i] = (((g[i] + a0 * F0[i]) + a1 * F1[i]) + a2 * F2[i]) + a3 * F3[i]
+            k += 4
+        while k < e:
+            a = data[k]
+            Fr = F[indices[k]]
+            for i in range(m1):
+                g[i] += a * Fr[i]
+            k += 1
+    for i in range(m1):
+        row[i] = 0.0
+    if gather:
+        W = w.shape[1]
+        for kb in range(off.shape[1]):
+            i0 = kb * block
+            i1 = min(i0 + block, m1)
+            base = pad + off[u, kb]   # ≥ 0 (see build_gather)
+            for q in range(W):
+                wq = w[u, q]
+                # unsigned indices: numba adds a negative-index fix-up to signed ones (no vectorising)
+                sh = np.uint64(base + q)
+                for i in range(np.uint64(i0), np.uint64(i1)):
+                    row[i] += wq[i] * buf[sh + i]
+    else:
+        for j in range(m1):
+            gj = g[j]
+            row[c_rows[u, j]] += c_vals[u, j] * gj
+            row[c_rows[u, m1 + j]] += c_vals[u, m1 + j] * gj
+
+
+@_jit
+def apply_m(indptr, indices, data, dense, Pd, PF, u_index, gather, block, off, w, pad, c_rows, c_vals, F, out):
+    """out = M F (``(n, m1)``)."""
+    n, m1 = F.shape
+    buf = np.zeros(m1 + 2 * pad)
+    prepare(dense, Pd, F, PF)
+    for x in range(n):
+        m_row(x, indptr, indices, data, dense, PF, F, u_index[x], gather, block, off, w, pad, c_rows, c_vals, buf, out[x])
+
+
+@_jit
+def residual(indptr, indices, data, dense, Pd, PF, u_index, gather, block, off, w, pad, c_rows, c_vals, b, F, out):
+    """out = b − (I − M) F; returns its ℓ∞,1 norm max_x Σ_i |out_{x,i}|."""
+    n, m1 = F.shape
+    buf = np.zeros(m1 + 2 * pad)
+    row = np.empty(m1)
+    prepare(dense, Pd, F, PF)
+    worst = 0.0
+    for x in range(n):
+        m_row(x, indptr, indices, data, dense, PF, F, u_index[x], gather, block, off, w, pad, c_rows, c_vals, buf, row)
+        s = 0.0
+        for i in range(m1):
+            e = b[x, i] - (F[x, i] - row[i])
+            out[x, i] = e
+            s += abs(e)
+        worst = max(worst, s)
+    return worst
+
+
+@_jit
+def cdp_loop(indptr, indices, data, dense, Pd, PF, u_index, gather, block, off, w, pad, c_rows, c_vals, b, F, G, stop, limit):
+    """CDP: F ← M F + b until d = ‖F_{k+1} − F_k‖∞,1 ≤ stop (or d = 0), at most ``limit`` steps.
+    F holds F_0 on entry; G is scratch of the same shape. Returns (F_k, k, d, converged), F_k being
+    one of the two arrays."""
+    n, m1 = F.shape
+    buf = np.zeros(m1 + 2 * pad)
+    k = 0
+    d = np.inf
+    converged = False
+    while k < limit:
+        prepare(dense, Pd, F, PF)
+        d = 0.0
+        for x in range(n):
+            row = G[x]
+            m_row(x, indptr, indices, data, dense, PF, F, u_index[x], gather, block, off, w, pad, c_rows, c_vals, buf, row)
+            s = 0.0
+            for i in range(m1):
+                v = row[i] + b[x, i]
+                row[i] = v
+                s += abs(v - F[x, i])
+            d = max(d, s)
+        F, G = G, F
+        k += 1
+        if d <= stop or d == 0.0:
+            converged = True
+            break
+    return F, k, d, converged
+
+
+@_jit
+def bicgstab(indptr, indices, data, dense, Pd, PF, u_index, gather, block, off, w, pad, c_rows, c_vals, rhs, x, stop, maxiter):
+    r"""BiCGSTAB (van der Vorst 1992) on (I − M) x = rhs from x = 0 (x is overwritten), the same
+    recurrences and stop as ``_krylov.bicgstab_l1inf``: stop when the recurrence residual's ℓ∞,1 norm
+    (checked at each half step) is ≤ ``stop``. A = I − M is applied row by row inside the passes that
+    consume it. Returns (iterations, status): 0 stop reached, 1 maxiter, 2 breakdown."""
+    n, m1 = rhs.shape
+    buf = np.zeros(m1 + 2 * pad)
+    row = np.empty(m1)
+    r = rhs.copy()
+    rhat = rhs.copy()
+    p = np.zeros((n, m1))
+    v = np.zeros((n, m1))
+    t = np.empty((n, m1))
+    rho = 1.0
+    alpha = 1.0
+    omega = 1.0
+    res = 0.0      # ‖r‖∞,1 and rhat·r of the starting residual r = rhs
+    rho_new = 0.0
+    for xx in range(n):
+        s = 0.0
+        for i in range(m1):
+            x[xx, i] = 0.0
+            s += abs(r[xx, i])
+            rho_new += rhat[xx, i] * r[xx, i]
+        res = max(res, s)
+    for it in range(1, maxiter + 1):
+        if res <= stop:
+            return it - 1, 0
+        if rho_new == 0.0 or omega == 0.0:
+            return it, 2
+        beta = (rho_new / rho) * (alpha / omega)
+        for xx in range(n):
+            for i in range(m1):
+                p[xx, i] = r[xx, i] + beta * (p[xx, i] - omega * v[xx, i])
+        # v = A p, den = rhat·v
+        prepare(dense, Pd, p, PF)
+        den = 0.0
+        for xx in range(n):
+            m_row(xx, indptr, indices, data, dense, PF, p, u_index[xx], gather, block, off, w, pad, c_rows, c_vals, buf, row)
+            for i in range(m1):
+                vi = p[xx, i] - row[i]
+                v[xx, i] = vi
+                den += rhat[xx, i] * vi
+        if den == 0.0:
+            return it, 2
+        alpha = rho_new / den
+        # s = r − α v (kept in r), ‖s‖∞,1
+        res_s = 0.0
+        for xx in range(n):
+            sr = 0.0
+            for i in range(m1):
+                si = r[xx, i] - alpha * v[xx, i]
+                r[xx, i] = si
+                sr += abs(si)
+            res_s = max(res_s, sr)
+        if res_s <= stop:
+            for xx in range(n):
+                for i in range(m1):
+                    x[xx, i] = x[xx, i] + alpha * p[xx, i]
+            return it, 0
+        # t = A s, t·t, t·s
+        prepare(dense, Pd, r, PF)
+        tt = 0.0
+        ts = 0.0
+        for xx in range(n):
+            m_row(xx, indptr, indices, data, dense, PF, r, u_index[xx], gather, block, off, w, pad, c_rows, c_vals, buf, row)
+            for i in range(m1):
+                ti = r[xx, i] - row[i]
+                t[xx, i] = ti
+                tt += ti * ti
+                ts += ti * r[xx, i]
+        omega = ts / tt if tt > 0.0 else 0.0
+        # x += α p + ω s; r = s − ω t; next ‖r‖∞,1 and rhat·r
+        rho = rho_new
+        res = 0.0
+        rho_new = 0.0
+        for xx in range(n):
+            sr = 0.0
+            for i in range(m1):
+                si = r[xx, i]
+                x[xx, i] = x[xx, i] + alpha * p[xx, i] + omega * si
+                ri = si - omega * t[xx, i]
+                r[xx, i] = ri
+                sr += abs(ri)
+                rho_new += rhat[xx, i] * ri
+            res = max(res, sr)
+    return maxiter, 1
+
+
+class FastOperator:
+    """M = blockdiag_x(C^{(r(x))})(P ⊗ I_{m−1}) in the kernels' form, for one (P, operator) pair.
+
+    P: CSR (any index dtype; converted to int64) or a dense ``(n, n)`` array (BLAS product).
+    op: the ``_CDFOperator`` of cdf_operator (u_index, c_rows, c_vals, b)."""
+
+    def __init__(self, P, op):
+        n = op.u_index.size
+        m1 = op.b.shape[1]
+        self.n, self.m1 = n, m1
+        self.dense = not sp.issparse(P)
+        if self.dense:
+            self.Pd = np.ascontiguousarray(P, dtype=np.float64)
+            self.PF = np.empty((n, m1))
+            self.indptr = self.indices = np.zeros(1, dtype=np.int64)
+            self.data = np.zeros(1)
+        else:
+            P = sp.csr_matrix(P)
+            self.indptr = np.ascontiguousarray(P.indptr, dtype=np.int64)
+            self.indices = np.ascontiguousarray(P.indices, dtype=np.int64)
+            self.data = np.ascontiguousarray(P.data, dtype=np.float64)
+            self.Pd = self.PF = np.zeros((1, 1))
+        self.u_index = np.ascontiguousarray(op.u_index, dtype=np.int64)
+        self.c_rows, self.c_vals = op.c_rows, op.c_vals
+        # gather form: pick the row-block size with the lowest estimated cost (per block and window
+        # column: one stride-1 loop of `block` multiply-adds, 8 per vector, plus ~6 vectors of loop
+        # overhead); the column scatter costs ~2·m1 dependent updates ≈ m1/2 vector-equivalents
+        first, last = row_ranges(op.c_rows, op.c_vals, m1)
+        best = None
+        for block in sorted({m1, 256, 128, 64, 32, 16}):
+            if block > m1:
+                continue
+            off, W = block_offsets(first, last, block)
+            nblk = -(-m1 // block)
+            cost = nblk * W * (block / 8.0 + 6.0)
+            if best is None or cost < best[0]:
+                best = (cost, block, off, W)
+        cost, block, off, W = best
+        self.gather = cost <= MAX_COST * (m1 / 2.0)
+        if self.gather:
+            w = build_gather(op.c_rows, op.c_vals, m1, off, W, block)
+        else:  # small γ: wide windows, the column scatter is cheaper
+            block, off, w, W = 1, np.zeros((1, 1), dtype=np.int64), np.zeros((1, 1, 1)), 0
+        self.block, self.off, self.w, self.pad = block, off, w, block + W
+        self.b = np.ascontiguousarray(op.b[self.u_index])  # (n, m1)
+
+    @property
+    def _args(self):
+        return (self.indptr, self.indices, self.data, self.dense, self.Pd, self.PF, self.u_index, self.gather,
+                self.block, self.off, self.w, self.pad, self.c_rows, self.c_vals)
+
+    def apply(self, F: np.ndarray) -> np.ndarray:
+        """M F for F ``(n, m1)``."""
+        out = np.empty((self.n, self.m1))
+        apply_m(*self._args, np.ascontiguousarray(F, dtype=np.float64), out)
+        return out
+
+    def residual(self, F: np.ndarray, rhs=None):
+        """(rhs − (I − M) F, its ℓ∞,1 norm); rhs defaults to b."""
+        out = np.empty((self.n, self.m1))
+        res = residual(*self._args, self.b if rhs is None else rhs, F, out)
+        return out, res
+
+    def cdp(self, F0: np.ndarray, stop: float, limit: int):
+        """CDP from F0 (not modified): returns (F_k, k, d, converged)."""
+        F = np.array(F0, dtype=np.float64, order="C", copy=True)
+        return cdp_loop(*self._args, self.b, F, np.empty_like(F), float(stop), int(limit))
+
+    def bicgstab(self, rhs: np.ndarray, stop: float, maxiter: int):
+        """BiCGSTAB on (I − M) x = rhs from x = 0: returns (x, iterations, status)."""
+        x = np.empty((self.n, self.m1))
+        its, status = bicgstab(*self._args, rhs, x, float(stop), int(maxiter))
+        return x, its, status
