@@ -336,3 +336,294 @@ def test_auto_certifies_its_tolerance_in_every_branch(size, gamma, kind, lam, to
         Ppi = mdp.dense_P()[np.arange(S), act]
         v_act = np.linalg.solve(np.eye(S) - gamma * Ppi, mdp.R[np.arange(S), act])
         assert np.abs(v_act - ref.v).max() <= 2 * tol / (1 - gamma) + 1e-10 * (1 + np.abs(ref.v).max())
+
+
+# ---------------------------------------------------------------------- average reward, RVI and SSP
+# against brute-force references: exact rational Laurent expansions, enumeration of every
+# deterministic policy (mutation testing of classic.py found these functions' tests too narrow)
+from itertools import product  # noqa: E402
+import warnings  # noqa: E402
+
+
+def _frac_solve(M, b):
+    """Exact Gauss–Jordan elimination over Fractions (M nonsingular)."""
+    n = len(b)
+    M = [list(row) + [b[i]] for i, row in enumerate(M)]
+    for k in range(n):
+        p = next(i for i in range(k, n) if M[i][k] != 0)
+        M[k], M[p] = M[p], M[k]
+        for i in range(n):
+            if i != k and M[i][k] != 0:
+                f = M[i][k] / M[k][k]
+                M[i] = [x - f * y for x, y in zip(M[i], M[k])]
+    return [M[i][n] / M[i][i] for i in range(n)]
+
+
+def _closed_classes(P):
+    """Closed communicating classes of a small chain by Warshall's transitive closure."""
+    S = len(P)
+    reach = [[i == j or P[i][j] > 0 for j in range(S)] for i in range(S)]
+    for k in range(S):
+        for i in range(S):
+            if reach[i][k]:
+                for j in range(S):
+                    reach[i][j] = reach[i][j] or reach[k][j]
+    out = []
+    for i in range(S):
+        Ri = frozenset(j for j in range(S) if reach[i][j])
+        if all(frozenset(j2 for j2 in range(S) if reach[j][j2]) == Ri for j in Ri) and Ri not in out:
+            out.append(Ri)
+    return out
+
+
+@st.composite
+def _rational_chain_problems(draw):
+    """(P (S,A,S) Fractions, R (S,A) Fractions, policy (S,A) Fractions, terminal list): integer weights
+    with zeros, so chains are multichain, periodic or have transient states."""
+    S = draw(st.integers(2, 5))
+    A = draw(st.integers(1, 3))
+    P = []
+    for _s in range(S):
+        rows = []
+        for _a in range(A):
+            w = draw(st.lists(st.integers(0, 3), min_size=S, max_size=S).filter(any))
+            rows.append([Fraction(x, sum(w)) for x in w])
+        P.append(rows)
+    R = [[Fraction(draw(st.integers(-4, 4)), 2) for _a in range(A)] for _s in range(S)]
+    pol = []
+    for _s in range(S):
+        w = draw(st.lists(st.integers(0, 2), min_size=A, max_size=A).filter(any))
+        pol.append([Fraction(x, sum(w)) for x in w])
+    terminal = draw(st.lists(st.integers(0, S - 1), max_size=S - 1, unique=True))
+    return P, R, pol, sorted(terminal)
+
+
+def _laurent_gain_bias(P, R, pol, terminal):
+    """Exact (to ~1e-20) gain and bias of a fixed policy from the Laurent expansion
+    εV_{1−ε} = g + εh + O(ε²), ε = 1e-20 and 2e-20 in rational arithmetic; terminal states absorb
+    with reward 0. The bias of this expansion is the deviation-matrix bias (P*h = 0)."""
+    S = len(P)
+    Pp = [[sum(pol[s][a] * P[s][a][t] for a in range(len(pol[s]))) for t in range(S)] for s in range(S)]
+    rp = [sum(pol[s][a] * R[s][a] for a in range(len(pol[s]))) for s in range(S)]
+    for t in terminal:
+        Pp[t] = [Fraction(int(j == t)) for j in range(S)]
+        rp[t] = Fraction(0)
+    eps = Fraction(1, 10**20)
+    a = []
+    for e in (eps, 2 * eps):
+        g = 1 - e
+        V = _frac_solve([[int(i == j) - g * Pp[i][j] for j in range(S)] for i in range(S)], rp)
+        a.append([e * x for x in V])
+    gain = [2 * x - y for x, y in zip(*a)]
+    bias = [(y - x) / eps for x, y in zip(*a)]
+    return np.array(gain, dtype=float), np.array(bias, dtype=float), Pp
+
+
+def _float_mdp(P, R, terminal, gamma=0.9):
+    return ms.TabularMDP(np.array(P, dtype=float), np.array(R, dtype=float), gamma=gamma,
+                         terminal=terminal or None)
+
+
+@settings(deadline=None, max_examples=60)
+@given(_rational_chain_problems())
+def test_average_reward_evaluation_equals_the_laurent_expansion_of_the_discounted_value(problem):
+    P, R, pol, terminal = problem
+    g_ref, h_ref, Pp = _laurent_gain_bias(P, R, pol, terminal)
+    mdp = _float_mdp(P, R, terminal)
+    pol_f = np.array(pol, dtype=float)
+    ev = average_reward(mdp, pol_f)
+    np.testing.assert_allclose(ev.gain, g_ref, atol=1e-9)
+    np.testing.assert_allclose(ev.bias, h_ref, atol=1e-9)     # every state: recurrent, transient, terminal
+    assert ev.residual < 1e-9
+    np.testing.assert_array_equal(ev.policy, pol_f)
+    assert ev.iterations == 0 and ev.method == "evaluation"
+    classes = _closed_classes(Pp)
+    # terminal states (each absorbing here) count as one class in average_reward
+    expected = sum(1 for C in classes if not C & set(terminal)) + (1 if terminal else 0)
+    assert ev.recurrent_classes == expected
+    # the Poisson equation g + h = r_π + P_π h and zero stationary mean (P*h = 0) hold exactly
+    q = np.array(R, dtype=float) + np.einsum("sat,t->sa", np.array(P, dtype=float), ev.bias)
+    nt = np.setdiff1d(np.arange(len(P)), terminal)
+    np.testing.assert_allclose(np.sum(pol_f * q, axis=1)[nt], (ev.gain + ev.bias)[nt], atol=1e-9)
+
+
+def test_average_reward_keeps_the_current_action_on_an_exact_tie():
+    # state 0: a0 (r = 0) → 1, a1 (r = 1) → 2; states 1 (r = 1) and 2 (r = 0) return to 0.
+    # Start a1 (argmax r): gain 1/2, h = (1/4, 3/4, −1/4), q(0, ·) = (3/4, 3/4) — a tie: PI keeps a1
+    P = np.zeros((3, 2, 3))
+    P[0, 0, 1] = P[0, 1, 2] = 1.0
+    P[1, :, 0] = P[2, :, 0] = 1.0
+    R = np.array([[0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    sol = average_reward(ms.TabularMDP(P, R, gamma=0.5))
+    assert sol.iterations == 1
+    np.testing.assert_array_equal(np.argmax(sol.policy, axis=1), [1, 0, 0])
+    np.testing.assert_allclose(sol.gain, 0.5, atol=1e-15)
+    np.testing.assert_allclose(sol.bias, [0.25, 0.75, -0.25], atol=1e-15)
+
+
+def test_average_reward_refuses_two_recurrent_classes_even_with_equal_gains_and_bad_arguments():
+    P = np.zeros((3, 2, 3))
+    P[0, 0, 1] = P[0, 1, 2] = 1.0
+    P[1, :, 1] = P[2, :, 2] = 1.0
+    R = np.array([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])          # both absorbing states: gain 1
+    mdp = ms.TabularMDP(P, R, gamma=0.9)
+    with pytest.raises(ValueError, match=r"2 recurrent classes \(gains \[1.0\]\).*multichain"):
+        average_reward(mdp)
+    with pytest.raises(ValueError, match="policy"):
+        average_reward(mdp, np.ones((3, 3)) / 3)
+    with pytest.raises(ValueError, match="policy"):
+        average_reward(mdp, np.array([[0.5, 0.6], [1, 0], [1, 0]]))
+    with pytest.raises(ValueError, match="max_iter"):
+        average_reward(ms.garnet(4, 2, 4, gamma=0.5, seed=0), max_iter=0)
+
+
+def test_average_reward_counts_its_policy_improvement_steps():
+    for seed in range(20):
+        mdp = ms.garnet(12, 4, 12, gamma=0.5, seed=seed)
+        sol = average_reward(mdp)
+        if sol.iterations > 1:
+            break
+    assert sol.iterations > 1
+    assert average_reward(mdp, max_iter=sol.iterations).iterations == sol.iterations
+    with pytest.raises(ValueError, match="did not stabilise"):
+        average_reward(mdp, max_iter=sol.iterations - 1)
+
+
+def _positive_mdp(rng, S, A, terminal=None):
+    P = rng.integers(1, 5, size=(S, A, S)).astype(float)
+    P /= P.sum(-1, keepdims=True)
+    return ms.TabularMDP(P, rng.normal(size=(S, A)), gamma=0.5, terminal=terminal)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5, 0.1])
+@pytest.mark.parametrize("with_terminal", [False, True])
+@pytest.mark.parametrize("seed", range(3))
+def test_relative_value_iteration_brackets_the_exact_gain_and_returns_the_relative_bias(alpha, with_terminal, seed):
+    rng = np.random.default_rng(seed)
+    S, A = 6, 3
+    mdp = _positive_mdp(rng, S, A, terminal=[S - 1] if with_terminal else None)   # unichain, aperiodic
+    exact = average_reward(mdp)
+    ref = int(rng.integers(0, S - 1))
+    tol = 1e-11
+    g, (lo, hi), h, it = relative_value_iteration(mdp, tol=tol, ref_state=ref, aperiodicity=alpha)
+    slack = 1e-13 * (1 + abs(exact.g))
+    assert lo - slack <= exact.g <= hi + slack                   # the Odoni interval holds
+    assert hi - lo < tol and abs(g - exact.g) < tol
+    if with_terminal:
+        assert exact.g == 0.0 and abs(g) < tol                     # every policy terminates: gain 0
+    assert h[ref] == 0.0
+    np.testing.assert_allclose(h, exact.bias - exact.bias[ref], atol=1e-8 * (1 + np.abs(exact.bias).max()))
+    assert it > 1
+    with pytest.warns(ms.ConvergenceWarning, match="max_iter"):
+        relative_value_iteration(mdp, tol=tol, ref_state=ref, aperiodicity=alpha, max_iter=it - 1)
+
+
+def test_relative_value_iteration_needs_the_aperiodicity_transform_on_a_periodic_chain():
+    P = np.zeros((2, 1, 2))
+    P[0, 0, 1] = P[1, 0, 0] = 1.0                                 # period 2
+    mdp = ms.TabularMDP(P, np.array([[1.0], [0.0]]), gamma=0.5)
+    with pytest.warns(ms.ConvergenceWarning):
+        g, (lo, hi), _h, it = relative_value_iteration(mdp, max_iter=200)
+    assert it == 200 and lo <= 0.5 <= hi and hi - lo >= 1.0 - 1e-12   # bounds valid, never tight
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g, (lo, hi), h, _ = relative_value_iteration(mdp, tol=1e-12, aperiodicity=0.5)
+    assert abs(g - 0.5) < 1e-12
+    np.testing.assert_allclose(h, [0.0, -0.5], atol=1e-11)       # bias (1/4, −1/4) relative to state 0
+
+
+def test_relative_value_iteration_refuses_bad_arguments():
+    mdp = ms.garnet(4, 2, 4, gamma=0.5, seed=0)
+    for kw, name in ((dict(ref_state=4), "ref_state"), (dict(ref_state=-1), "ref_state"), (dict(tol=0.0), "tol"),
+                     (dict(max_iter=0), "max_iter"), (dict(aperiodicity=1.5), "aperiodicity")):
+        with pytest.raises(ValueError, match=name):
+            relative_value_iteration(mdp, **kw)
+
+
+def _brute_force_ssp(P, R, terminal):
+    """V* of a γ = 1 SSP: max over every deterministic proper policy of its total reward (B–T: the
+    optimum is attained by a proper deterministic policy); None if no policy is proper."""
+    S, A = R.shape
+    nt = [s for s in range(S) if s not in terminal]
+    best = None
+    for acts in product(range(A), repeat=len(nt)):
+        Pp = np.zeros((S, S))
+        r = np.zeros(S)
+        for s, a in zip(nt, acts):
+            Pp[s] = P[s, a]
+            r[s] = R[s, a]
+        for t in terminal:
+            Pp[t, t] = 1.0
+        if any(not C <= set(terminal) for C in _closed_classes(Pp.tolist())):
+            continue                                               # improper: a class avoids termination
+        v = np.zeros(S)
+        v[nt] = np.linalg.solve(np.eye(len(nt)) - Pp[np.ix_(nt, nt)], r[nt])
+        best = v if best is None else np.maximum(best, v)
+    return best
+
+
+@st.composite
+def _ssp_problems(draw, every_action_may_terminate):
+    S = draw(st.integers(2, 5))
+    A = draw(st.integers(1, 3))
+    n_term = draw(st.integers(1, max(1, S - 1)))
+    terminal = list(range(S - n_term, S))
+    P = np.zeros((S, A, S))
+    for s in range(S):
+        for a in range(A):
+            w = np.array(draw(st.lists(st.integers(0, 3), min_size=S, max_size=S)), dtype=float)
+            if every_action_may_terminate:
+                w[terminal[0]] += 1.0
+            if w.sum() == 0:
+                w[s] = 1.0
+            P[s, a] = w / w.sum()
+    if every_action_may_terminate:   # any sign: every policy is proper
+        R = np.array(draw(st.lists(st.integers(-6, 6), min_size=S * A, max_size=S * A)), dtype=float).reshape(S, A) / 2
+    else:                            # step costs: every improper policy has value −∞
+        R = -np.array(draw(st.lists(st.integers(1, 6), min_size=S * A, max_size=S * A)), dtype=float).reshape(S, A) / 2
+    init = np.ones(S) / S
+    return ms.TabularMDP(P, R, gamma=1.0, terminal=terminal, initial=init), P, R, terminal
+
+
+@settings(deadline=None, max_examples=40)
+@given(_ssp_problems(every_action_may_terminate=False))
+def test_ssp_equals_the_best_proper_policy_by_enumeration(problem):
+    mdp, P, R, terminal = problem
+    ref = _brute_force_ssp(P, R, terminal)
+    pol = proper_policy(mdp)
+    if ref is None:
+        assert pol is None
+        with pytest.raises(ValueError, match="no proper policy"):
+            solve_ssp(mdp)
+        return
+    # proper_policy returns a proper deterministic policy (terminal entries are 0 by convention)
+    assert pol is not None and pol.shape == (mdp.n_states,)
+    Pp = np.array([P[s, pol[s]] if s not in terminal else np.eye(mdp.n_states)[s] for s in range(mdp.n_states)])
+    assert all(C <= set(terminal) for C in _closed_classes(Pp.tolist()))
+    sol = solve_ssp(mdp)
+    np.testing.assert_allclose(sol.v, ref, atol=1e-10 * (1 + np.abs(ref).max()))
+    assert sol.bound == 0.0 and sol.residual < 1e-10 and sol.converged
+    assert sol.value_initial == pytest.approx(float(mdp.initial @ ref), abs=1e-9 * (1 + np.abs(ref).max()))
+    assert solve_ssp(mdp, max_iter=sol.iterations).iterations == sol.iterations
+    if sol.iterations > 1:
+        with pytest.raises(ValueError, match="did not stabilise"):
+            solve_ssp(mdp, max_iter=sol.iterations - 1)
+
+
+@settings(deadline=None, max_examples=30)
+@given(_ssp_problems(every_action_may_terminate=True))
+def test_ssp_with_rewards_of_any_sign_when_every_policy_terminates_equals_average_reward_bias(problem):
+    # every policy is proper: condition (ii) holds vacuously, so positive rewards are allowed; the
+    # average-reward problem has gain 0 and its optimal bias (terminal bias 0) is the SSP value
+    mdp, P, R, terminal = problem
+    ref = _brute_force_ssp(P, R, terminal)
+    sol = solve_ssp(mdp)
+    np.testing.assert_allclose(sol.v, ref, atol=1e-10 * (1 + np.abs(ref).max()))
+    ar = average_reward(mdp)
+    np.testing.assert_allclose(ar.gain, 0.0, atol=1e-12)
+    np.testing.assert_allclose(ar.bias, ref, atol=1e-9 * (1 + np.abs(ref).max()))
+
+
+def test_ssp_refuses_bad_max_iter():
+    with pytest.raises(ValueError, match="max_iter"):
+        solve_ssp(_float_mdp([[[Fraction(1)]]], [[Fraction(-1)]], []), max_iter=0)

@@ -554,8 +554,6 @@ def average_reward(mdp: TabularMDP, policy=None, *, max_iter: int = 10_000) -> A
         gain, bias, k = _evaluate_average(mdp, pol)
         q = mdp.R + np.asarray(mdp.P2 @ bias).reshape(S, A)
         q[mdp.terminal] = 0.0
-        r = np.sum(pol * mdp.R, axis=1)
-        r[mdp.terminal] = 0.0
         res = float(np.max(np.abs(np.sum(pol * q, axis=1) - gain - bias)[~mdp.terminal], initial=0.0))
         return AverageRewardSolution(gain, bias, pol, q, res, 0, "evaluation", k)
     max_iter = check_int(max_iter, "max_iter")
@@ -589,7 +587,10 @@ def relative_value_iteration(mdp: TabularMDP, *, tol: float = 1e-9, ref_state: i
     the span is < tol and returns ``(gain_estimate, (lower, upper), h, iterations)`` — an interval
     that provably contains the optimal gain. ``aperiodicity`` α ∈ (0, 1] applies the transformation
     P ← (1−α)I + αP, r ← αr (same optimal policies; gain scaled by α, undone in the result) so that
-    periodic chains converge. Compare :func:`average_reward`, which is exact.
+    periodic chains converge; the transformed problem has the same bias h (g + h = r + Ph is
+    unchanged), so only the gain is rescaled. Terminal states are absorbing with reward 0
+    ((Th)(t) = h(t), gain 0 there), as in :func:`average_reward`. ``h`` is returned normalised to
+    h(s_ref) = 0. Compare :func:`average_reward`, which is exact.
     """
     mdp = _check_mdp(mdp)
     tol = check_positive(tol, "tol")
@@ -600,21 +601,22 @@ def relative_value_iteration(mdp: TabularMDP, *, tol: float = 1e-9, ref_state: i
     alpha = float(aperiodicity)
     if not 0.0 < alpha <= 1.0:
         raise ValueError(f"aperiodicity must lie in (0, 1], got {aperiodicity}")
-    cap = max_iter or 1_000_000
+    cap = 1_000_000 if max_iter is None else check_int(max_iter, "max_iter")
     R = alpha * mdp.R
     h = np.zeros(S)
     for it in range(1, cap + 1):
         q = R + alpha * np.asarray(mdp.P2 @ h).reshape(S, A) + (1 - alpha) * h[:, None]
-        q[mdp.terminal] = 0.0
+        q[mdp.terminal] = h[mdp.terminal, None]        # absorbing, reward 0: (Th)(t) = h(t)
         th = np.max(q, axis=1)
         d = th - h
         lo, hi = float(d.min()), float(d.max())
         h = th - th[ref_state]
         if hi - lo < tol * alpha:
-            return 0.5 * (lo + hi) / alpha, (lo / alpha, hi / alpha), h / alpha, it
+            # the transformed problem has gain α·g and the same bias: rescale the gain only
+            return 0.5 * (lo + hi) / alpha, (lo / alpha, hi / alpha), h, it
     warnings.warn(f"relative value iteration stopped at max_iter={cap} with span {hi - lo:.3g}",
                   ConvergenceWarning, stacklevel=2)
-    return 0.5 * (lo + hi) / alpha, (lo / alpha, hi / alpha), h / alpha, cap
+    return 0.5 * (lo + hi) / alpha, (lo / alpha, hi / alpha), h, cap
 
 
 # ---------------------------------------------------------------------- stochastic shortest paths
