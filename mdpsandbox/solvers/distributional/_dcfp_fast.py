@@ -24,6 +24,78 @@ import scipy.sparse as sp
 _jit = numba.njit(cache=True, fastmath=False, nogil=True)
 
 
+# Reductions over one row with eight independent accumulators: a single running sum is a chain of
+# dependent additions (~4 cycles each, no vectorising under strict IEEE order), which made the
+# norms and dot products of the Krylov loop cost more than the operator itself. The order of the
+# additions changes (as np.add.reduce's pairwise order differed from a plain loop); each is still a
+# float64 sum of the same terms.
+@_jit
+def _sum_abs(a):
+    n = a.size
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    i = 0
+    while i + 8 <= n:
+        s0 += abs(a[i])
+        s1 += abs(a[i + 1])
+        s2 += abs(a[i + 2])
+        s3 += abs(a[i + 3])
+        s4 += abs(a[i + 4])
+        s5 += abs(a[i + 5])
+        s6 += abs(a[i + 6])
+        s7 += abs(a[i + 7])
+        i += 8
+    t = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    while i < n:
+        t += abs(a[i])
+        i += 1
+    return t
+
+
+@_jit
+def _dot(a, b):
+    n = a.size
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    i = 0
+    while i + 8 <= n:
+        s0 += a[i] * b[i]
+        s1 += a[i + 1] * b[i + 1]
+        s2 += a[i + 2] * b[i + 2]
+        s3 += a[i + 3] * b[i + 3]
+        s4 += a[i + 4] * b[i + 4]
+        s5 += a[i + 5] * b[i + 5]
+        s6 += a[i + 6] * b[i + 6]
+        s7 += a[i + 7] * b[i + 7]
+        i += 8
+    t = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    while i < n:
+        t += a[i] * b[i]
+        i += 1
+    return t
+
+
+@_jit
+def _sum_abs_diff(a, b):
+    n = a.size
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    i = 0
+    while i + 8 <= n:
+        s0 += abs(a[i] - b[i])
+        s1 += abs(a[i + 1] - b[i + 1])
+        s2 += abs(a[i + 2] - b[i + 2])
+        s3 += abs(a[i + 3] - b[i + 3])
+        s4 += abs(a[i + 4] - b[i + 4])
+        s5 += abs(a[i + 5] - b[i + 5])
+        s6 += abs(a[i + 6] - b[i + 6])
+        s7 += abs(a[i + 7] - b[i + 7])
+        i += 8
+    t = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    while i < n:
+        t += abs(a[i] - b[i])
+        i += 1
+    return t
+
+
+
 @_jit
 def build_columns(uniq, gamma, z, gap):
     """Compact C^{(u)} for each distinct reward uniq[u] and b^{(u)} (docs/math.md §7):
@@ -185,6 +257,13 @@ def m_row(x, indptr, indices, data, dense, PF, F, u, gather, block, off, w, pad,
             for i in range(m1):
                 g[i] += a * Fr[i]
             k += 1
+    c_row(u, gather, block, off, w, pad, c_rows, c_vals, buf, row)
+
+
+@_jit
+def c_row(u, gather, block, off, w, pad, c_rows, c_vals, buf, row):
+    """row = C^{(u)} g with g = buf[pad:pad + m1] (the pads of buf are zero)."""
+    m1 = row.size
     for i in range(m1):
         row[i] = 0.0
     if gather:
@@ -201,7 +280,7 @@ def m_row(x, indptr, indices, data, dense, PF, F, u, gather, block, off, w, pad,
                     row[i] += wq[i] * buf[sh + i]
     else:
         for j in range(m1):
-            gj = g[j]
+            gj = buf[pad + j]
             row[c_rows[u, j]] += c_vals[u, j] * gj
             row[c_rows[u, m1 + j]] += c_vals[u, m1 + j] * gj
 
@@ -226,12 +305,12 @@ def residual(indptr, indices, data, dense, Pd, PF, u_index, gather, block, off, 
     worst = 0.0
     for x in range(n):
         m_row(x, indptr, indices, data, dense, PF, F, u_index[x], gather, block, off, w, pad, c_rows, c_vals, buf, row)
-        s = 0.0
+        o = out[x]
+        bx = b[x]
+        Fx = F[x]
         for i in range(m1):
-            e = b[x, i] - (F[x, i] - row[i])
-            out[x, i] = e
-            s += abs(e)
-        worst = max(worst, s)
+            o[i] = bx[i] - (Fx[i] - row[i])
+        worst = max(worst, _sum_abs(o))
     return worst
 
 
@@ -251,12 +330,10 @@ def cdp_loop(indptr, indices, data, dense, Pd, PF, u_index, gather, block, off, 
         for x in range(n):
             row = G[x]
             m_row(x, indptr, indices, data, dense, PF, F, u_index[x], gather, block, off, w, pad, c_rows, c_vals, buf, row)
-            s = 0.0
+            bx = b[x]
             for i in range(m1):
-                v = row[i] + b[x, i]
-                row[i] = v
-                s += abs(v - F[x, i])
-            d = max(d, s)
+                row[i] = row[i] + bx[i]
+            d = max(d, _sum_abs_diff(row, F[x]))
         F, G = G, F
         k += 1
         if d <= stop or d == 0.0:
@@ -266,94 +343,270 @@ def cdp_loop(indptr, indices, data, dense, Pd, PF, u_index, gather, block, off, 
 
 
 @_jit
-def bicgstab(indptr, indices, data, dense, Pd, PF, u_index, gather, block, off, w, pad, c_rows, c_vals, rhs, x, stop, maxiter):
-    r"""BiCGSTAB (van der Vorst 1992) on (I − M) x = rhs from x = 0 (x is overwritten), the same
-    recurrences and stop as ``_krylov.bicgstab_l1inf``: stop when the recurrence residual's ℓ∞,1 norm
-    (checked at each half step) is ≤ ``stop``. A = I − M is applied row by row inside the passes that
-    consume it. Returns (iterations, status): 0 stop reached, 1 maxiter, 2 breakdown."""
+def band_lu(A, lo, hi):
+    """In-place LU without pivoting of a band matrix stored as A[i, lo + j − i] (lower bandwidth lo,
+    upper hi): L (unit, below the diagonal) and U overwrite A. No pivoting is needed for the coarse
+    operator I − C̄: C̄ ≥ 0 with columns summing to γ < 1 makes it strictly column diagonally dominant,
+    which every Schur complement inherits (Wilkinson 1961), so pivots stay ≥ 1 − γ and the band
+    keeps its width."""
+    m = A.shape[0]
+    for k in range(m):
+        piv = A[k, lo]
+        for i in range(k + 1, min(k + lo + 1, m)):
+            l = A[i, lo + k - i] / piv
+            A[i, lo + k - i] = l
+            for j in range(k + 1, min(k + hi + 1, m)):
+                A[i, lo + j - i] -= l * A[k, lo + j - k]
+
+
+@_jit
+def band_solve(A, lo, hi, y):
+    """Solve (LU) x = y in place with the factors of band_lu."""
+    m = y.size
+    for i in range(m):
+        s = y[i]
+        for k in range(max(0, i - lo), i):
+            s -= A[i, lo + k - i] * y[k]
+        y[i] = s
+    for i in range(m - 1, -1, -1):
+        s = y[i]
+        for j in range(i + 1, min(i + hi + 1, m)):
+            s -= A[i, lo + j - i] * y[j]
+        y[i] = s / A[i, lo]
+
+
+@_jit
+def _finish(x, xc):
+    n, m1 = x.shape
+    for xx in range(n):
+        xr = x[xx]
+        for i in range(m1):
+            xr[i] = xr[i] + xc[i]
+
+
+@_jit
+def bicgstab(indptr, indices, data, dense, Pd, PF, u_index, gather, block, off, w, pad, c_rows, c_vals,
+             coarse, mu, lub, lo, hi, rhs, x, stop, maxiter):
+    r"""BiCGSTAB (van der Vorst 1992) on A x = rhs, A = I − M, from x = 0 (x is overwritten), with the
+    stop of ``_krylov.bicgstab_l1inf``: the recurrence residual's ℓ∞,1 norm, checked at each half step,
+    ≤ ``stop``. Returns (iterations, status): 0 stop reached, 1 maxiter, 2 breakdown.
+
+    ``coarse``: right-preconditioned by the two-level correction with one aggregate of all states,
+    B^{-1} v = v + 1⊗q, q = (I − C̄)^{-1} Σ_x μ_x v(x), C̄ = Σ_x μ_x C^{(r(x))} — the exact Galerkin
+    coarse operator (μ^T ⊗ I)(I − M)(1 ⊗ I), as P 1 = 1 (μ: a stationary law of P, ``lub``: the band
+    LU of I − C̄). Right preconditioning keeps r the residual of the original system, so the stop is
+    unchanged. The preconditioned vectors are never formed: A(p + 1⊗q) = A p + 1⊗q − (C^{(r(x))} q)_x
+    costs one extra C^{(r(x))} product per row inside the same pass, and x keeps its coarse part
+    x_c (one m−1 vector) until the end.
+
+    Fusion: every vector update shares its pass with the norms and dot products it feeds; the next
+    search direction p = r + β(p − ωv) is formed in the same pass as r = s − ωt, with
+    rhat·r_{k+1} = rhat·s − ω rhat·t from dot products of the previous passes."""
     n, m1 = rhs.shape
     buf = np.zeros(m1 + 2 * pad)
+    qbuf = np.zeros(m1 + 2 * pad)
     row = np.empty(m1)
+    yrow = np.empty(m1)
+    acc = np.zeros(m1)          # Σ_x μ_x (vector)(x), then the coarse solution q
+    qp = np.zeros(m1)
+    xc = np.zeros(m1)
     r = rhs.copy()
     rhat = rhs.copy()
-    p = np.zeros((n, m1))
+    p = rhs.copy()              # p_1 = r_0 (p_0 = v_0 = 0)
     v = np.zeros((n, m1))
     t = np.empty((n, m1))
-    rho = 1.0
-    alpha = 1.0
-    omega = 1.0
-    res = 0.0      # ‖r‖∞,1 and rhat·r of the starting residual r = rhs
-    rho_new = 0.0
+    res = 0.0
+    rho = 0.0
     for xx in range(n):
-        s = 0.0
-        for i in range(m1):
-            x[xx, i] = 0.0
-            s += abs(r[xx, i])
-            rho_new += rhat[xx, i] * r[xx, i]
-        res = max(res, s)
-    for it in range(1, maxiter + 1):
-        if res <= stop:
-            return it - 1, 0
-        if rho_new == 0.0 or omega == 0.0:
-            return it, 2
-        beta = (rho_new / rho) * (alpha / omega)
-        for xx in range(n):
+        x[xx, :] = 0.0
+        res = max(res, _sum_abs(r[xx]))
+        rho += _dot(rhat[xx], r[xx])
+        if coarse:
+            mx = mu[xx]
+            px = p[xx]
             for i in range(m1):
-                p[xx, i] = r[xx, i] + beta * (p[xx, i] - omega * v[xx, i])
-        # v = A p, den = rhat·v
+                acc[i] += mx * px[i]
+    if res <= stop:
+        return 0, 0
+    if rho == 0.0:
+        return 1, 2
+    for it in range(1, maxiter + 1):
+        # v = A p̂, den = rhat·v
+        if coarse:
+            band_solve(lub, lo, hi, acc)
+            for i in range(m1):
+                qp[i] = acc[i]
+                qbuf[pad + i] = acc[i]
         prepare(dense, Pd, p, PF)
         den = 0.0
         for xx in range(n):
-            m_row(xx, indptr, indices, data, dense, PF, p, u_index[xx], gather, block, off, w, pad, c_rows, c_vals, buf, row)
-            for i in range(m1):
-                vi = p[xx, i] - row[i]
-                v[xx, i] = vi
-                den += rhat[xx, i] * vi
+            m_row(xx, indptr, indices, data, dense, PF, p, u_index[xx], gather, block, off, w, pad, c_rows,
+                  c_vals, buf, row)
+            vx = v[xx]
+            px = p[xx]
+            if coarse:
+                c_row(u_index[xx], gather, block, off, w, pad, c_rows, c_vals, qbuf, yrow)
+                for i in range(m1):
+                    vx[i] = (px[i] - row[i]) + (qp[i] - yrow[i])
+            else:
+                for i in range(m1):
+                    vx[i] = px[i] - row[i]
+            den += _dot(rhat[xx], vx)
         if den == 0.0:
+            _finish(x, xc)
             return it, 2
-        alpha = rho_new / den
-        # s = r − α v (kept in r), ‖s‖∞,1
+        alpha = rho / den
+        # s = r − α v (kept in r), ‖s‖∞,1, rhat·s
         res_s = 0.0
+        rs = 0.0
+        acc[:] = 0.0
         for xx in range(n):
-            sr = 0.0
+            rx = r[xx]
+            vx = v[xx]
             for i in range(m1):
-                si = r[xx, i] - alpha * v[xx, i]
-                r[xx, i] = si
-                sr += abs(si)
-            res_s = max(res_s, sr)
+                rx[i] = rx[i] - alpha * vx[i]
+            res_s = max(res_s, _sum_abs(rx))
+            rs += _dot(rhat[xx], rx)
+            if coarse:
+                mx = mu[xx]
+                for i in range(m1):
+                    acc[i] += mx * rx[i]
         if res_s <= stop:
             for xx in range(n):
+                xr = x[xx]
+                px = p[xx]
                 for i in range(m1):
-                    x[xx, i] = x[xx, i] + alpha * p[xx, i]
+                    xr[i] = xr[i] + alpha * px[i]
+            for i in range(m1):
+                xc[i] = xc[i] + alpha * qp[i]
+            _finish(x, xc)
             return it, 0
-        # t = A s, t·t, t·s
+        # t = A ŝ, t·t, t·s, rhat·t
+        if coarse:
+            band_solve(lub, lo, hi, acc)   # acc = q_s
+            for i in range(m1):
+                qbuf[pad + i] = acc[i]
         prepare(dense, Pd, r, PF)
         tt = 0.0
         ts = 0.0
+        rt = 0.0
         for xx in range(n):
-            m_row(xx, indptr, indices, data, dense, PF, r, u_index[xx], gather, block, off, w, pad, c_rows, c_vals, buf, row)
-            for i in range(m1):
-                ti = r[xx, i] - row[i]
-                t[xx, i] = ti
-                tt += ti * ti
-                ts += ti * r[xx, i]
+            m_row(xx, indptr, indices, data, dense, PF, r, u_index[xx], gather, block, off, w, pad, c_rows,
+                  c_vals, buf, row)
+            tx = t[xx]
+            rx = r[xx]
+            if coarse:
+                c_row(u_index[xx], gather, block, off, w, pad, c_rows, c_vals, qbuf, yrow)
+                for i in range(m1):
+                    tx[i] = (rx[i] - row[i]) + (acc[i] - yrow[i])
+            else:
+                for i in range(m1):
+                    tx[i] = rx[i] - row[i]
+            tt += _dot(tx, tx)
+            ts += _dot(tx, rx)
+            rt += _dot(rhat[xx], tx)
         omega = ts / tt if tt > 0.0 else 0.0
-        # x += α p + ω s; r = s − ω t; next ‖r‖∞,1 and rhat·r
-        rho = rho_new
+        rho_new = rs - omega * rt
+        go = omega != 0.0 and rho_new != 0.0
+        beta = (rho_new / rho) * (alpha / omega) if go else 0.0
+        # x += α p̂ + ω ŝ; r = s − ω t, ‖r‖∞,1; p = r + β(p − ω v) and its restriction
+        for i in range(m1):
+            xc[i] = xc[i] + alpha * qp[i] + omega * acc[i]
         res = 0.0
-        rho_new = 0.0
+        qp[:] = 0.0                 # the restriction of the new p is gathered in qp, then moved to acc
         for xx in range(n):
-            sr = 0.0
+            xr = x[xx]
+            px = p[xx]
+            rx = r[xx]
+            tx = t[xx]
+            vx = v[xx]
             for i in range(m1):
-                si = r[xx, i]
-                x[xx, i] = x[xx, i] + alpha * p[xx, i] + omega * si
-                ri = si - omega * t[xx, i]
-                r[xx, i] = ri
-                sr += abs(ri)
-                rho_new += rhat[xx, i] * ri
-            res = max(res, sr)
+                xr[i] = xr[i] + alpha * px[i] + omega * rx[i]
+                rx[i] = rx[i] - omega * tx[i]
+            res = max(res, _sum_abs(rx))
+            if go:
+                for i in range(m1):
+                    px[i] = rx[i] + beta * (px[i] - omega * vx[i])
+                if coarse:
+                    mx = mu[xx]
+                    for i in range(m1):
+                        qp[i] += mx * px[i]
+        for i in range(m1):
+            acc[i] = qp[i]
+        rho = rho_new
+        if res <= stop:
+            _finish(x, xc)
+            return it, 0
+        if not go and it < maxiter:
+            _finish(x, xc)
+            return it + 1, 2
+    _finish(x, xc)
     return maxiter, 1
 
+
+@_jit
+def stationary(indptr, indices, data, dense, Pd, maxiter, tol):
+    """A stationary distribution μ = μP of P by power iteration of the lazy chain (P + I)/2 from the
+    uniform distribution (the lazy chain has the same stationary laws and no periodicity), stopped
+    when ‖Δμ‖₁ ≤ tol or after maxiter steps (then an approximation: only a preconditioner uses it)."""
+    n = indptr.size - 1 if not dense else Pd.shape[0]
+    mu = np.full(n, 1.0 / n)
+    nxt = np.empty(n)
+    for _ in range(maxiter):
+        for y in range(n):
+            nxt[y] = 0.5 * mu[y]
+        if dense:
+            for x in range(n):
+                h = 0.5 * mu[x]
+                for y in range(n):
+                    nxt[y] += h * Pd[x, y]
+        else:
+            for x in range(n):
+                h = 0.5 * mu[x]
+                for k in range(indptr[x], indptr[x + 1]):
+                    nxt[indices[k]] += h * data[k]
+        d = 0.0
+        tot = 0.0
+        for y in range(n):
+            d += abs(nxt[y] - mu[y])
+            tot += nxt[y]
+        for y in range(n):
+            mu[y] = nxt[y] / tot
+        if d <= tol:
+            break
+    return mu
+
+
+@_jit
+def coarse_band(c_rows, c_vals, u_index, mu):
+    """I − C̄, C̄ = Σ_x μ_x C^{(r(x))}, in band storage (A[i, lo + j − i]); returns (A, lo, hi)."""
+    U, K = c_rows.shape
+    m1 = K // 2
+    wu = np.zeros(U)
+    for x in range(u_index.size):
+        wu[u_index[x]] += mu[x]
+    lo = 0
+    hi = 0
+    for u in range(U):
+        if wu[u] == 0.0:
+            continue
+        for e in range(K):
+            if c_vals[u, e] != 0.0:
+                d = c_rows[u, e] - (e % m1)
+                lo = max(lo, d)
+                hi = max(hi, -d)
+    A = np.zeros((m1, lo + hi + 1))
+    for i in range(m1):
+        A[i, lo] = 1.0
+    for u in range(U):
+        if wu[u] == 0.0:
+            continue
+        for e in range(K):
+            if c_vals[u, e] != 0.0:
+                i = c_rows[u, e]
+                j = e % m1
+                A[i, lo + j - i] -= wu[u] * c_vals[u, e]
+    return A, lo, hi
 
 class FastOperator:
     """M = blockdiag_x(C^{(r(x))})(P ⊗ I_{m−1}) in the kernels' form, for one (P, operator) pair.
@@ -423,8 +676,23 @@ class FastOperator:
         F = np.array(F0, dtype=np.float64, order="C", copy=True)
         return cdp_loop(*self._args, self.b, F, np.empty_like(F), float(stop), int(limit))
 
-    def bicgstab(self, rhs: np.ndarray, stop: float, maxiter: int):
-        """BiCGSTAB on (I − M) x = rhs from x = 0: returns (x, iterations, status)."""
+    def setup_coarse(self, maxiter: int = 1000, tol: float = 1e-6):
+        """The one-aggregate coarse correction (``coarse_correct``): μ = a stationary law of P, the band
+        LU of I − C̄. Returns self."""
+        self.mu = stationary(self.indptr, self.indices, self.data, self.dense, self.Pd, int(maxiter), float(tol))
+        A, lo, hi = coarse_band(self.c_rows, self.c_vals, self.u_index, self.mu)
+        band_lu(A, lo, hi)
+        self.lub, self.lo, self.hi = A, lo, hi
+        return self
+
+    def bicgstab(self, rhs: np.ndarray, stop: float, maxiter: int, coarse: bool = False):
+        """BiCGSTAB on (I − M) x = rhs from x = 0 (``coarse``: right-preconditioned by the coarse
+        correction; call ``setup_coarse`` first): returns (x, iterations, status)."""
         x = np.empty((self.n, self.m1))
-        its, status = bicgstab(*self._args, rhs, x, float(stop), int(maxiter))
+        if coarse:
+            mu, lub, lo, hi = self.mu, self.lub, self.lo, self.hi
+        else:
+            mu, lub, lo, hi = np.zeros(1), np.zeros((1, 1)), 0, 0
+        its, status = bicgstab(*self._args, bool(coarse), mu, lub, lo, hi, np.ascontiguousarray(rhs), x,
+                               float(stop), int(maxiter))
         return x, its, status
