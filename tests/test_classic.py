@@ -627,3 +627,24 @@ def test_ssp_with_rewards_of_any_sign_when_every_policy_terminates_equals_averag
 def test_ssp_refuses_bad_max_iter():
     with pytest.raises(ValueError, match="max_iter"):
         solve_ssp(_float_mdp([[[Fraction(1)]]], [[Fraction(-1)]], []), max_iter=0)
+
+
+def test_relative_value_iteration_on_one_state_stops_after_exactly_one_backup():
+    mdp = ms.TabularMDP(np.ones((1, 2, 1)), np.array([[0.25, -1.0]]), gamma=0.5)
+    g, (lo, hi), h, it = relative_value_iteration(mdp, tol=1e-12)
+    assert (g, lo, hi, it) == (0.25, 0.25, 0.25, 1)
+    np.testing.assert_array_equal(h, [0.0])
+
+
+def test_relative_value_iteration_on_a_multichain_mdp_warns_and_its_interval_holds_every_gain():
+    # two absorbing states with rewards 1 and 2 (gains 1 and 2): the span never shrinks; with α = 1/2
+    # each iteration's Th − h is (α·1, α·2) there, so the returned interval is exactly [1, 2]
+    P = np.zeros((3, 1, 3))
+    P[0, 0, 1] = 0.5
+    P[0, 0, 2] = 0.5
+    P[1, 0, 1] = P[2, 0, 2] = 1.0
+    mdp = ms.TabularMDP(P, np.array([[0.0], [1.0], [2.0]]), gamma=0.5)
+    with pytest.warns(ms.ConvergenceWarning, match="max_iter=50"):
+        g, (lo, hi), h, it = relative_value_iteration(mdp, aperiodicity=0.5, max_iter=50)
+    assert it == 50 and (lo, hi) == (1.0, 2.0) and g == 1.5
+    assert h[0] == 0.0 and h.shape == (3,)
