@@ -407,8 +407,14 @@ def solve_lp(mdp: TabularMDP, *, weights=None, tol: float = 1e-10, lp_method: st
         cur = q[np.arange(S), act]
         new = np.where(cur >= best - 1e-12 * (1 + np.abs(best)), act, np.argmax(q, axis=1))
         if np.array_equal(new, act):
+            stable = True
             break
         act = new
+    else:   # policy iteration from the LP's greedy policy did not stabilise: never capped silently
+        stable = False
+        warnings.warn(f"solve_lp: the exact polish (policy iteration from the LP's greedy policy) did not "
+                      f"stabilise in {steps} steps; the returned policy may not be optimal", ConvergenceWarning,
+                      stacklevel=2)
     q, pol_out = _finish(mdp, reg, v)
     resid = float(np.max(np.abs(np.max(q, axis=1)[live] - v[live]))) if live.any() else 0.0
     bound = resid / (1 - g) if g < 1 else 0.0
@@ -430,7 +436,7 @@ def solve_lp(mdp: TabularMDP, *, weights=None, tol: float = 1e-10, lp_method: st
     rho[mdp.terminal] = 0.0
     occ = np.maximum(rho, 0.0)[:, None] * pol
     t_pol = time.perf_counter() - t0
-    return LPSolution(q, v, pol_out, resid, int(getattr(res, "nit", 0)), True, "lp", None, None, bound,
+    return LPSolution(q, v, pol_out, resid, int(getattr(res, "nit", 0)), stable, "lp", None, None, bound,
                       float(mdp.initial @ v), tol, occupancy=occ, weights=w, lp_value=float(res.fun),
                       lp_status=str(res.message), primal_v=v_lp, lp_occupancy=lp_occ, lp_method=used,
                       lp_seconds=t_lp, polish_seconds=t_pol, polish_steps=steps)
