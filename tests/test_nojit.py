@@ -75,3 +75,50 @@ def test_core_token_identities_pass_without_jit():
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert " passed" in r.stdout and "failed" not in r.stdout
+
+
+COMPUTE_DCFP = textwrap.dedent(
+    """
+    import numpy as np
+    import scipy.sparse as sp
+    import mdpsandbox as ms
+    from mdpsandbox.solvers.backups import NUMBA_DISABLED
+    from mdpsandbox.solvers.distributional import categorical_cdf_operator, categorical_fixed_point, default_atoms
+    from mdpsandbox.solvers.distributional import _dcfp_fast as K
+    from mdpsandbox.solvers.distributional.cdf_operator import _build_operator
+    from mdpsandbox.solvers.distributional.projection import check_atoms
+
+    def compute():
+        out = {"jit_disabled": np.array(NUMBA_DISABLED)}
+        mdp = ms.garnet(5, 1, 3, seed=7)
+        P, r = np.ascontiguousarray(mdp.dense_P()[:, 0, :]), mdp.R[:, 0].copy()
+        for g in (0.1, 0.9, 0.99):   # scatter-or-gather C, plain BiCGSTAB, coarse-corrected BiCGSTAB
+            z = default_atoms(r, g, 9)
+            out[f"C_{g}"], out[f"b_{g}"] = categorical_cdf_operator(r, g, z)
+            for name, Pin in (("sparse", sp.csr_matrix(P)), ("dense", P)):
+                fp = categorical_fixed_point(Pin, r, g, z, tol=1e-9)
+                out[f"dcfp_{name}_{g}"], out[f"dcfp_{name}_{g}_its"] = fp.cdf, np.array(fp.iterations)
+            fp = categorical_fixed_point(sp.csr_matrix(P), r, g, z, method="cdp", tol=1e-6)
+            out[f"cdp_{g}"], out[f"cdp_{g}_its"] = fp.cdf, np.array(fp.iterations)
+            op = _build_operator(r, g, *check_atoms(z))
+            F = np.linspace(0.0, 1.0, 5 * 8).reshape(5, 8)
+            for form in ("gather", "scatter"):
+                out[f"apply_{form}_{g}"] = K.FastOperator(sp.csr_matrix(P), op, form=form).apply(F)
+        return out
+    """
+)
+
+
+def test_dcfp_and_cdp_kernels_give_the_same_numbers_without_jit(tmp_path):
+    path = tmp_path / "nojit_dcfp.npz"
+    script = COMPUTE_DCFP + f"\nnp.savez({str(path)!r}, **compute())\n"
+    subprocess.run([sys.executable, "-c", script], check=True, env=_env(True), cwd=ROOT, timeout=300)
+    nojit = dict(np.load(path))
+    assert bool(nojit.pop("jit_disabled"))
+    ns = {}
+    exec(COMPUTE_DCFP, ns)
+    jit = ns["compute"]()
+    assert not bool(jit.pop("jit_disabled")), "this process should run the jitted kernels"
+    assert set(jit) == set(nojit)
+    for k in jit:
+        np.testing.assert_allclose(nojit[k], jit[k], rtol=1e-12, atol=1e-12, err_msg=k)

@@ -136,61 +136,75 @@ MAX_COST = 4.0   # gather form only if its estimated cost ≤ this × the column
 
 
 @_jit
-def row_ranges(c_rows, c_vals, m1):
-    """first[u, i], last[u, i]: the first and last column with a non-zero in row i of C^{(u)}
+def _row_ranges(c_rows, c_vals, u, first, last):
+    """first[i], last[i]: the first and last column with a non-zero in row i of C^{(u)}
     (first = m1, last = −1 for an empty row)."""
+    m1 = first.size
+    first[:] = m1
+    last[:] = -1
+    for s in range(2):
+        for j in range(m1):
+            if c_vals[u, s * m1 + j] != 0.0:
+                i = c_rows[u, s * m1 + j]
+                first[i] = min(first[i], j)
+                last[i] = max(last[i], j)
+
+
+@_jit
+def gather_widths(c_rows, c_vals, m1, blocks):
+    """For each candidate row-block size: the gather window width W = max over all C^{(u)} and blocks
+    of (max(last − i) − min(first − i) + 1) over the block's non-empty rows (≥ 1)."""
     U = c_rows.shape[0]
-    first = np.full((U, m1), m1, dtype=np.int64)
-    last = np.full((U, m1), -1, dtype=np.int64)
+    first = np.empty(m1, dtype=np.int64)
+    last = np.empty(m1, dtype=np.int64)
+    W = np.ones(blocks.size, dtype=np.int64)
     for u in range(U):
-        for s in range(2):
-            for j in range(m1):
-                if c_vals[u, s * m1 + j] != 0.0:
-                    i = c_rows[u, s * m1 + j]
-                    first[u, i] = min(first[u, i], j)
-                    last[u, i] = max(last[u, i], j)
-    return first, last
+        _row_ranges(c_rows, c_vals, u, first, last)
+        for c in range(blocks.size):
+            block = blocks[c]
+            for i0 in range(0, m1, block):
+                lo = m1
+                hi = -m1
+                for i in range(i0, min(i0 + block, m1)):
+                    if last[i] >= 0:
+                        lo = min(lo, first[i] - i)
+                        hi = max(hi, last[i] - i)
+                if hi >= lo:
+                    W[c] = max(W[c], hi - lo + 1)
+    return W
 
 
 @_jit
-def block_offsets(first, last, block):
-    """For rows in blocks of ``block``: off[u, k] = min over the block's non-empty rows of first − i,
-    and the window width W = max over all blocks of (max(last − i) − off + 1) (≥ 1)."""
-    U, m1 = first.shape
-    nblk = (m1 + block - 1) // block
-    off = np.zeros((U, nblk), dtype=np.int64)
-    W = 1
-    for u in range(U):
-        for k in range(nblk):
-            lo = m1
-            hi = -m1
-            for i in range(k * block, min((k + 1) * block, m1)):
-                if last[u, i] >= 0:
-                    lo = min(lo, first[u, i] - i)
-                    hi = max(hi, last[u, i] - i)
-            if hi >= lo:
-                off[u, k] = lo
-                W = max(W, hi - lo + 1)
-    return off, W
-
-
-@_jit
-def build_gather(c_rows, c_vals, m1, off, W, block):
+def build_gather(c_rows, c_vals, m1, block, W):
     """Gather form of each C^{(u)}: the rows i of block k = [k·block, (k+1)·block) read the contiguous
     columns j = i + off[u, k] + q, q < W, with weights w[u, q, i] (zero-padded), so a block is W
-    stride-1 multiply-add loops (vectorised) instead of a scatter. Adding the padding zeros (0·G = ±0)
+    stride-1 multiply-add loops (vectorised) instead of a scatter. Adding the padding zeros (0·g = ±0)
     leaves every sum unchanged, and each row still sums its non-zeros in ascending j (scipy's CSR
-    order), so the product is bit-identical to blockC @ vec. Returns w ``(U, W, m1)``."""
+    order), so the product is bit-identical to blockC @ vec. Returns (off ``(U, nblk)``, w ``(U, W, m1)``)."""
     U = c_rows.shape[0]
+    nblk = (m1 + block - 1) // block
+    first = np.empty(m1, dtype=np.int64)
+    last = np.empty(m1, dtype=np.int64)
+    kof = np.empty(m1, dtype=np.int64)
+    for i in range(m1):
+        kof[i] = i // block
+    off = np.zeros((U, nblk), dtype=np.int64)
     w = np.zeros((U, W, m1))
     for u in range(U):
+        _row_ranges(c_rows, c_vals, u, first, last)
+        for k in range(nblk):
+            lo = m1
+            for i in range(k * block, min((k + 1) * block, m1)):
+                if last[i] >= 0:
+                    lo = min(lo, first[i] - i)
+            off[u, k] = lo if lo < m1 else 0
         for s in range(2):
             for j in range(m1):
                 v = c_vals[u, s * m1 + j]
                 if v != 0.0:
                     i = c_rows[u, s * m1 + j]
-                    w[u, j - i - off[u, i // block], i] += v
-    return w
+                    w[u, j - i - off[u, kof[i]], i] += v
+    return off, w
 
 
 @_jit
@@ -590,31 +604,34 @@ def coarse_band(c_rows, c_vals, u_index, mu):
     for u in range(U):
         if wu[u] == 0.0:
             continue
-        for e in range(K):
-            if c_vals[u, e] != 0.0:
-                d = c_rows[u, e] - (e % m1)
-                lo = max(lo, d)
-                hi = max(hi, -d)
+        for s in range(2):
+            for j in range(m1):
+                if c_vals[u, s * m1 + j] != 0.0:
+                    d = c_rows[u, s * m1 + j] - j
+                    lo = max(lo, d)
+                    hi = max(hi, -d)
     A = np.zeros((m1, lo + hi + 1))
     for i in range(m1):
         A[i, lo] = 1.0
     for u in range(U):
         if wu[u] == 0.0:
             continue
-        for e in range(K):
-            if c_vals[u, e] != 0.0:
-                i = c_rows[u, e]
-                j = e % m1
-                A[i, lo + j - i] -= wu[u] * c_vals[u, e]
+        for s in range(2):
+            for j in range(m1):
+                v = c_vals[u, s * m1 + j]
+                if v != 0.0:
+                    i = c_rows[u, s * m1 + j]
+                    A[i, lo + j - i] -= wu[u] * v
     return A, lo, hi
 
 class FastOperator:
     """M = blockdiag_x(C^{(r(x))})(P ⊗ I_{m−1}) in the kernels' form, for one (P, operator) pair.
 
     P: CSR (any index dtype; converted to int64) or a dense ``(n, n)`` array (BLAS product).
-    op: the ``_CDFOperator`` of cdf_operator (u_index, c_rows, c_vals, b)."""
+    op: the ``_CDFOperator`` of cdf_operator (u_index, c_rows, c_vals, b).
+    form: "auto" (the gather form unless its windows are too wide), "gather" or "scatter" (tests)."""
 
-    def __init__(self, P, op):
+    def __init__(self, P, op, form: str = "auto"):
         n = op.u_index.size
         m1 = op.b.shape[1]
         self.n, self.m1 = n, m1
@@ -635,20 +652,14 @@ class FastOperator:
         # gather form: pick the row-block size with the lowest estimated cost (per block and window
         # column: one stride-1 loop of `block` multiply-adds, 8 per vector, plus ~6 vectors of loop
         # overhead); the column scatter costs ~2·m1 dependent updates ≈ m1/2 vector-equivalents
-        first, last = row_ranges(op.c_rows, op.c_vals, m1)
-        best = None
-        for block in sorted({m1, 256, 128, 64, 32, 16}):
-            if block > m1:
-                continue
-            off, W = block_offsets(first, last, block)
-            nblk = -(-m1 // block)
-            cost = nblk * W * (block / 8.0 + 6.0)
-            if best is None or cost < best[0]:
-                best = (cost, block, off, W)
-        cost, block, off, W = best
-        self.gather = cost <= MAX_COST * (m1 / 2.0)
+        blocks = np.array(sorted({min(b, m1) for b in (16, 32, 64, 128, 256, m1)}), dtype=np.int64)
+        widths = gather_widths(op.c_rows, op.c_vals, m1, blocks)
+        costs = [-(-m1 // int(b)) * int(Wb) * (int(b) / 8.0 + 6.0) for b, Wb in zip(blocks, widths)]
+        c = int(np.argmin(costs))
+        block, W = int(blocks[c]), int(widths[c])
+        self.gather = (costs[c] <= MAX_COST * (m1 / 2.0)) if form == "auto" else form == "gather"
         if self.gather:
-            w = build_gather(op.c_rows, op.c_vals, m1, off, W, block)
+            off, w = build_gather(op.c_rows, op.c_vals, m1, block, W)
         else:  # small γ: wide windows, the column scatter is cheaper
             block, off, w, W = 1, np.zeros((1, 1), dtype=np.int64), np.zeros((1, 1, 1)), 0
         self.block, self.off, self.w, self.pad = block, off, w, block + W
