@@ -648,3 +648,22 @@ def test_relative_value_iteration_on_a_multichain_mdp_warns_and_its_interval_hol
         g, (lo, hi), h, it = relative_value_iteration(mdp, aperiodicity=0.5, max_iter=50)
     assert it == 50 and (lo, hi) == (1.0, 2.0) and g == 1.5
     assert h[0] == 0.0 and h.shape == (3,)
+
+
+def test_ssp_keeps_the_proper_start_on_an_exact_tie_and_reports_q_policy_and_steps():
+    # state 0: a0 costs 1/2 and moves to state 1 (which costs 1/2 and terminates), a1 costs 1 and
+    # terminates: both total −1. proper_policy starts with a1 (it reaches the terminal set directly),
+    # PI keeps it on the tie and stops after one evaluation
+    P = np.zeros((3, 2, 3))
+    P[0, 0, 1] = P[0, 1, 2] = 1.0
+    P[1, :, 2] = P[2, :, 2] = 1.0
+    R = np.array([[-0.5, -1.0], [-0.5, -0.5], [0.0, 0.0]])
+    mdp = ms.TabularMDP(P, R, gamma=1.0, terminal=[2])
+    assert proper_policy(mdp)[0] == 1
+    sol = solve_ssp(mdp)
+    assert sol.iterations == 1 and sol.method == "ssp-pi" and sol.converged
+    np.testing.assert_array_equal(sol.v, [-1.0, -0.5, 0.0])
+    np.testing.assert_array_equal(sol.q, [[-1.0, -1.0], [-0.5, -0.5], [0.0, 0.0]])
+    np.testing.assert_array_equal(sol.policy[:2], [[0.5, 0.5], [0.5, 0.5]])   # uniform over ties, as solve
+    one = ms.TabularMDP(np.ones((1, 1, 1)), np.array([[0.0]]), gamma=1.0, terminal=[0])
+    assert solve_ssp(one).iterations == 1
