@@ -1,7 +1,10 @@
 r"""BiCGSTAB for the DCFP system (I − M)F = b (docs/math.md §7) that stops on DCFP's own certified
 norm: the ℓ∞,1 residual max_x Σ_i |res_{x,i}| (which bounds the sup-W1 error by ς·res/(1−γ)), checked on
 the recurrence residual at each half step, instead of a 2-norm target that must be made √(m−1) times
-stricter to be safe. The caller re-checks the true residual and restarts if round-off left it above."""
+stricter to be safe. The caller re-checks the true residual and restarts if round-off left it above.
+
+This plain-Python version is the reference of the numba kernel ``_dcfp_fast.bicgstab`` that
+categorical_fixed_point runs (same stop; tests/test_dcfp_fast.py compares them)."""
 from __future__ import annotations
 
 import numpy as np
