@@ -3,12 +3,18 @@ r"""numba kernels of the categorical CDF operator TF = MF + b, M = blockdiag_x(C
 
 * ``build_columns`` — the compact C: column j of C^{(u)} has its (at most) two non-zeros in rows
   ``c_rows[u, j]`` and ``c_rows[u, m1 + j]`` with weights ``c_vals[u, j]``, ``c_vals[u, m1 + j]``
-  (the same arrays `_build_operator` always stored; the same floating-point operations as the former
+  (the arrays `_build_operator` always stored, by the same floating-point operations as the former
   vectorised numpy code, so the numbers are unchanged).
+* ``build_gather`` — the same C^{(u)} as row blocks that read one contiguous window of columns
+  (stride-1, vectorised multiply-adds); the two-entry column scatter stays as the fallback for
+  small γ, whose windows are wide.
 * ``m_row`` — one state's row block of M F: (P F)(x) from P's CSR row (or a precomputed dense
-  P @ F), then the two-entry scatter of each column of C^{(r(x))}. No scipy matrix, no temporaries.
+  P @ F), then C^{(r(x))}. No scipy matrix, no temporaries; bit-identical to scipy's
+  ``blockC @ (P @ F)`` for a CSR P (same summation orders).
 * ``apply_m``, ``residual``, ``cdp_loop``, ``bicgstab`` — whole loops in one call, every vector
-  update fused with the ℓ∞,1 norm / dot products it feeds.
+  update fused with the ℓ∞,1 norm / dot products it feeds (reductions with eight accumulators).
+* ``stationary``, ``coarse_band``, ``band_lu``, ``band_solve`` — the one-aggregate coarse correction
+  that right-preconditions BiCGSTAB (see ``bicgstab``).
 
 Arrays are 2-D ``(n, m1)`` (row x = the m−1 CDF values of state x). P is passed both ways and
 ``dense`` says which one is live: CSR ``indptr, indices, data`` (int64, int64, float64), or a dense
