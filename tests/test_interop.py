@@ -62,6 +62,21 @@ def test_from_gymnasium_refuses_malformed_tables():
         from_gymnasium(P={0: {0: [(1.0, 0)]}}, n_states=1, n_actions=1)
     with pytest.raises(ValueError, match="no entry for state 1"):
         from_gymnasium(P={0: {0: [(1.0, 0, 0.0, False)]}}, n_states=2, n_actions=1)
+    for outs, msg in (([(1.0, 0.5, 0.0, False)], "not an integer"), ([(1.0, "x", 0.0, False)], "not an integer"),
+                      ([1.0], r"\(p, next_state, reward, terminated\)"), (1.0, "must be a list"),
+                      ([(-0.5, 0, 0.0, False), (1.5, 0, 0.0, False)], "probability -0.5"),
+                      ([(1.0, 0, float("nan"), False)], "non-finite reward"),
+                      ([(float("inf"), 0, 0.0, False)], "probability inf")):
+        with pytest.raises(ValueError, match=msg):
+            from_gymnasium(P={0: {0: outs}}, n_states=1, n_actions=1)
+    with pytest.raises(ValueError, match=r"initial must have shape \(1,\)"):
+        from_gymnasium(P={0: {0: [(1.0, 0, 0.0, False)]}}, n_states=1, n_actions=1, initial=[0.5, 0.5])
+    with pytest.raises(ValueError, match="either env or P"):
+        from_gymnasium(object(), P={0: {0: [(1.0, 0, 0.0, False)]}})
+    with pytest.raises(ValueError, match="no transition table P"):
+        from_gymnasium(object())
+    with pytest.raises(ValueError, match="needs env, or P"):
+        from_gymnasium(P={0: {0: [(1.0, 0, 0.0, False)]}}, n_states=1)
 
 
 @settings(deadline=None, max_examples=25)

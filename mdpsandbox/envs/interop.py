@@ -75,8 +75,12 @@ def from_gymnasium(env=None, *, P: Optional[dict] = None, n_states: Optional[int
         for a in range(A):
             outs = P[s][a]
             total = 0.0
+            try:
+                outs = list(outs)
+            except TypeError:
+                raise ValueError(f"P[{s}][{a}] must be a list of (p, next_state, reward, terminated), got {outs!r}") from None
             for item in outs:
-                if len(item) != 4:
+                if not isinstance(item, (tuple, list)) or len(item) != 4:
                     raise ValueError(f"P[{s}][{a}] entries must be (p, next_state, reward, terminated), got {item!r}")
                 p, s2, r, term = item
                 p, r = float(p), float(r)
@@ -84,7 +88,13 @@ def from_gymnasium(env=None, *, P: Optional[dict] = None, n_states: Optional[int
                     raise ValueError(f"P[{s}][{a}] has a probability {p} (must be finite and >= 0)")
                 if not np.isfinite(r):
                     raise ValueError(f"P[{s}][{a}] has a non-finite reward {r}")
-                s2 = int(s2)
+                try:
+                    s2i = int(s2)
+                except (TypeError, ValueError):
+                    raise ValueError(f"P[{s}][{a}] names next state {s2!r}, not an integer") from None
+                if s2i != s2:
+                    raise ValueError(f"P[{s}][{a}] names next state {s2!r}, not an integer")
+                s2 = s2i
                 if not 0 <= s2 < S:
                     raise ValueError(f"P[{s}][{a}] names next state {s2}, outside [0, {S})")
                 rows.append(s * A + a)
