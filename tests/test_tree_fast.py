@@ -354,3 +354,97 @@ def test_pickles_and_copies_carry_the_mdp_not_the_recycled_output_memory():
     for other in (pickle.loads(pickle.dumps(env)), copy.deepcopy(env)):
         assert other._tree_pool is None
         np.testing.assert_array_equal(ms.solve(other, beta=0.5).v, want)
+
+
+def test_branch_free_log_is_within_one_ulp_of_the_40_digit_logarithm():
+    """_log_pos(x) = log x to ≤ 1 ulp on positive normal x: the sums the kernel takes the log of
+    (Σ e^w in [1e-280, V], and ≥ 1 when max-shifted), near 1 (where log x → 0 and a relative
+    error would show), at the reduction's boundaries √2/2, √2 and powers of two, and across the
+    whole normal range."""
+    import numba
+
+    from mdpsandbox.solvers._tree_fast import _log_pos
+
+    @numba.njit(error_model="numpy")
+    def apply(a, out):
+        for k in range(a.shape[0]):
+            out[k] = _log_pos(a[k])
+
+    rng = np.random.default_rng(3)
+    r2 = np.sqrt(2.0)
+    x = np.concatenate([10.0 ** rng.uniform(-307, 308, 3000), rng.uniform(1e-280, 64.0, 2000),
+                        rng.uniform(0.5, 2.0, 2000), 1.0 + rng.uniform(-1e-3, 1e-3, 1000),
+                        1.0 + np.ldexp(1.0, -np.arange(1, 53)), 1.0 - np.ldexp(1.0, -np.arange(1, 54)),
+                        np.nextafter(r2, 0.0) * np.array([1.0, 0.5, 2.0, 4.0]), np.array([r2 / 2, r2, r2 * 1024]),
+                        np.ldexp(1.0, np.arange(-1022, 1024, 7)), [1.0, 2.0, 0.5, 8.0, 1e-280, 2.2250738585072014e-308,
+                                                                    1.7976931348623157e308]])
+    got = np.empty_like(x)
+    apply(x, got)
+    want = np.array([float(mp.log(mp.mpf(t))) for t in x])
+    assert got[x == 1.0][0] == 0.0
+    nz = want != 0.0
+    assert np.max(np.abs(got[nz] - want[nz]) / np.spacing(np.abs(want[nz]))) <= 1.0
+
+
+def test_streaming_copy_writes_exactly_its_range_at_every_alignment():
+    """_copy_out(dst, k0, src, n, phase): dst[k0:k0+n] = src[:n] (the 64-byte lines as streaming
+    stores, the rest as plain stores), nothing outside that range touched, for every start, length
+    and alignment of dst (phase −1: plain stores only)."""
+    import numba
+
+    from mdpsandbox.solvers._tree_fast import _copy_out, _phase, _store_fence
+
+    @numba.njit
+    def copy(dst, k0, src, n, phase):
+        _copy_out(dst, k0, src, n, phase)
+        _store_fence()
+
+    rng = np.random.default_rng(0)
+    src = rng.random(80)
+    buf = np.empty(200)
+    for off in range(8):
+        for k0 in (0, 1, 5, 8, 13):
+            for n in (0, 1, 7, 8, 9, 16, 23, 64, 80):
+                dst = buf[off:off + 100]
+                dst[:] = np.nan
+                ph = _phase(dst)
+                assert 0 <= ph < 8 and (dst.__array_interface__["data"][0] + 8 * ph) % 64 == 0
+                for phase in (ph, -1):
+                    dst[:] = np.nan
+                    copy(dst, k0, src, n, phase)
+                    np.testing.assert_array_equal(dst[k0:k0 + n], src[:n])
+                    assert np.all(np.isnan(dst[:k0])) and np.all(np.isnan(dst[k0 + n:]))
+
+
+def test_output_alignment_does_not_change_a_bit():
+    """The kernel writes Q and π with streaming stores on the 64-byte-aligned lines of the output and
+    plain stores elsewhere: outputs at every 8-byte offset from a cache line (and prefilled with
+    NaN: every element is overwritten) hold the same numbers as fresh arrays, for blocks whose
+    edges start anywhere in a line (V = 3, 5) and on line boundaries (V = 8)."""
+    for V, H in ((3, 5), (5, 4), (8, 4)):
+        env = ms.TokenMDP.random(V, H, reward="dense", seed=V, eos=1, n_prompts=2)
+        env.lse_ref
+        Pn, N = env.n_prompts, env.n_nodes
+        for lam, c in ((0.4, 1.0), (0.4, 0.0)):
+            want = _fast(env, lam, c, block=7)
+            for off in range(8):
+                big = np.full(2 * Pn * N * V + 16, np.nan)
+                q = big[off:off + Pn * N * V].reshape(Pn, N, V)
+                pol = big[Pn * N * V + 8 + off:Pn * N * V + 8 + off + Pn * N * V].reshape(Pn, N, V)
+                v = np.full((Pn, N), np.nan)
+                got = tree_backward_fast(env._rew, env._ref, env._lse_ref, env.level_start, env.gamma, env.eos,
+                                         lam, c, finite_ref=True, block=7, out=(q, v, pol))
+                _equal(got, want)
+                assert got[0] is q and got[2] is pol
+
+
+def test_pool_hands_out_cache_line_aligned_memory():
+    from mdpsandbox.solvers._tree_fast import OutputPool
+
+    pool = OutputPool()
+    for shape in ((1,), (3, 5), (2, 7, 9)):
+        a = pool.empty(shape)
+        assert a.shape == shape and a.flags.c_contiguous and a.__array_interface__["data"][0] % 64 == 0
+        del a
+        b = pool.empty(shape)  # recycled: still aligned
+        assert b.__array_interface__["data"][0] % 64 == 0
