@@ -90,14 +90,25 @@ def from_mdptoolbox(P, R, gamma, *, terminal=None, initial=None, ref_policy=None
 
 def to_mdptoolbox(mdp: TabularMDP):
     """``(P, R)`` in pymdptoolbox's layout: P ``(A, S, S)`` (dense MDP) or a list of A CSR ``(S, S)``
-    matrices (sparse MDP); R ``(S, A)``. Inverse of :func:`from_mdptoolbox` (up to the reduction of
-    an ``(A, S, S)`` reward to its expectation)."""
+    matrices (sparse MDP); R ``(S, A)``. pymdptoolbox has no terminal set, so terminal states are
+    exported absorbing with reward 0 (the value 0 they have here; their stored rows are ignored by
+    mdpsandbox). Inverse of :func:`from_mdptoolbox` (up to the reduction of an ``(A, S, S)`` reward to
+    its expectation, and pass ``terminal=`` back in)."""
     if not isinstance(mdp, TabularMDP):
         raise ValueError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
     S, A = mdp.n_states, mdp.n_actions
+    t = np.flatnonzero(mdp.terminal)
+    R = np.array(mdp.R)
+    R[t] = 0.0
     if mdp.is_sparse:
-        P2 = mdp.P2.tocsr()
+        P2 = sp.lil_matrix(mdp.P2)
+        rows = (t[:, None] * A + np.arange(A)[None, :]).ravel()
+        P2[rows] = sp.csr_matrix((np.ones(rows.size), (np.arange(rows.size), np.repeat(t, A))),
+                                 shape=(rows.size, S))
+        P2 = P2.tocsr()
         P = [P2[np.arange(S) * A + a] for a in range(A)]
     else:
-        P = np.ascontiguousarray(mdp.dense_P().transpose(1, 0, 2))
-    return P, np.array(mdp.R)
+        P = mdp.dense_P().transpose(1, 0, 2).copy()   # own copy (with A = 1 the transpose is contiguous)
+        P[:, t] = 0.0
+        P[:, t, t] = 1.0
+    return P, R

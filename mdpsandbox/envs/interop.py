@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import check_gamma
+from .._validate import check_gamma, check_int
 from .tabular import TabularMDP
 
 __all__ = ["from_gymnasium", "GymnasiumEnv", "to_gymnasium", "from_quantecon", "to_quantecon"]
@@ -63,7 +63,7 @@ def from_gymnasium(env=None, *, P: Optional[dict] = None, n_states: Optional[int
             initial = np.asarray(base.initial_state_distrib, dtype=np.float64)
     if P is None or n_states is None or n_actions is None:
         raise ValueError("from_gymnasium needs env, or P with n_states and n_actions")
-    S, A = int(n_states), int(n_actions)
+    S, A = check_int(n_states, "n_states"), check_int(n_actions, "n_actions")
     gamma = check_gamma(gamma)
     rows, cols, vals = [], [], []
     R = np.zeros((S + 1, A))
@@ -194,13 +194,18 @@ class GymnasiumEnv:
     def step(self, action):
         if self._s is None:
             raise ValueError("call reset() before step()")
-        a = int(action)
-        if not 0 <= a < self.n_actions:
-            raise ValueError(f"action must lie in [0, {self.n_actions}), got {action!r}")
+        try:
+            a = int(action)
+        except (TypeError, ValueError):
+            a = None
+        if a is None or a != action or not 0 <= a < self.n_actions:   # 1.5 is not action 1
+            raise ValueError(f"action must be an integer in [0, {self.n_actions}), got {action!r}")
         self._t += 1
         truncated = self.max_episode_steps is not None and self._t >= self.max_episode_steps
         if self._token:
             mdp = self.mdp
+            if self._s == mdp.n_nodes:     # after the end: absorbing with reward 0, as a terminal state
+                return self._s, 0.0, True, False, {"prompt": self._prompt}
             rew = mdp.rewards if mdp.n_prompts == 1 else mdp.rewards[self._prompt]
             r = float(rew[self._s, a])
             level = int(np.searchsorted(mdp.level_start, self._s, side="right") - 1)
@@ -216,8 +221,11 @@ class GymnasiumEnv:
         if mdp.terminal[s]:
             return s, 0.0, True, False, {}
         row = self._P2.getrow(s * mdp.n_actions + a)
-        s2 = int(row.indices[np.searchsorted(np.cumsum(row.data), self._rng.random() * row.data.sum(), side="right")
-                             .clip(max=row.data.size - 1)])
+        # Inverse CDF against the running sum c itself (not data.sum(), whose pairwise rounding can
+        # exceed c[-1]): u < 1 gives u·c[-1] < c[-1] in floating point, so the first k with c_k > u·c[-1]
+        # exists and has data_k > 0 — a stored zero is never drawn, at either end of the row.
+        c = np.cumsum(row.data)
+        s2 = int(row.indices[np.searchsorted(c, self._rng.random() * c[-1], side="right")])
         self._s = s2
         return s2, float(mdp.R[s, a]), bool(mdp.terminal[s2]), bool(truncated and not mdp.terminal[s2]), {}
 
@@ -295,6 +303,8 @@ def from_quantecon(R, Q, beta, s_indices=None, a_indices=None):
             raise ValueError("s_indices and a_indices must be integer arrays")
         Qs = sp.csr_matrix(Q, dtype=np.float64)
         n = Qs.shape[1]
+        if R.size == 0:
+            raise ValueError("state-action-pair form needs at least one (s_indices, a_indices) pair")
         if Qs.shape[0] != R.size:
             raise ValueError(f"Q must have shape (L, n) with L = len(R) = {R.size}, got {Qs.shape}")
         if s_idx.min() < 0 or s_idx.max() >= n:
@@ -320,10 +330,7 @@ def from_quantecon(R, Q, beta, s_indices=None, a_indices=None):
     first = np.argmax(feasible, axis=1)
     src = np.where(feasible, np.arange(m)[None, :], first[:, None])        # action whose row (s, a) copies
     rows = (np.arange(n)[:, None] * m + src).ravel()
-    if sp.issparse(Q2):
-        P2 = Q2[rows]
-    else:
-        P2 = Q2[rows]
+    P2 = Q2[rows]
     Rf = np.take_along_axis(R, src, axis=1)
     return TabularMDP(P2 if sp.issparse(P2) else P2.reshape(n, m, n), Rf, gamma), feasible
 
@@ -347,5 +354,8 @@ def to_quantecon(mdp: TabularMDP, feasible=None) -> tuple:
         f = np.asarray(feasible, dtype=bool)
         if f.shape != (S, A):
             raise ValueError(f"feasible must have shape {(S, A)}, got {f.shape}")
+        if not f.any(axis=1).all():
+            s = int(np.flatnonzero(~f.any(axis=1))[0])
+            raise ValueError(f"feasible: state {s} has no feasible action (DiscreteDP needs one per state)")
         R = np.where(f, R, -np.inf)
     return R, Q, mdp.gamma
