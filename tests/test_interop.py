@@ -381,6 +381,12 @@ def test_gymnasium_view_spaces_and_refusals():
     assert env.step(np.int64(1))[0] == 0                  # numpy integers are actions
     with pytest.raises(ValueError, match="TabularMDP or TokenMDP"):
         to_gymnasium(object())
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="max_episode_steps"):
+            to_gymnasium(mdp, max_episode_steps=bad)
+    for bad in (-1, 1.5, "0"):
+        with pytest.raises(ValueError, match="seed"):
+            env.reset(seed=bad)
     tok = ms.TokenMDP.random(3, 2, seed=0)
     tenv = to_gymnasium(tok)
     assert tenv.observation_space.n == tok.n_nodes + 1 == tenv.n_observations == 1 + 3 + 1
@@ -457,8 +463,9 @@ def test_gymnasium_token_view_eos_horizon_and_truncation():
     assert [env.step(0)[2:4] for _ in range(H)] == [(False, False)] * (H - 1) + [(True, False)]
 
 
-def test_gymnasium_token_view_draws_prompts_uniformly_and_pays_their_rewards():
-    n_prompts, V, H = 3, 2, 2
+@pytest.mark.parametrize("n_prompts", [2, 3])
+def test_gymnasium_token_view_draws_prompts_uniformly_and_pays_their_rewards(n_prompts):
+    V, H = 2, 2
     tok = ms.TokenMDP.random(V, H, reward="dense", n_prompts=n_prompts, seed=5)
     env = to_gymnasium(tok)
     counts = np.zeros(n_prompts)
@@ -523,7 +530,13 @@ def _expected_fake(gamma=0.9, initial=(0.25, 0.75)):
     return P, R, np.r_[initial, 0.0]
 
 
-@pytest.mark.parametrize("wrap", [lambda e: e, _EnvChain, lambda e: _EnvChain(_EnvChain(e)), _UnwrappedOnly,
+def _with_unrelated_env_attribute(e):
+    e.env = "not a wrapper"                                 # the object exposing P is used, not its .env
+    return e
+
+
+@pytest.mark.parametrize("wrap", [lambda e: e, _with_unrelated_env_attribute, _EnvChain,
+                                  lambda e: _EnvChain(_EnvChain(e)), _UnwrappedOnly,
                                   lambda e: _EnvChain(_UnwrappedOnly(e))])
 def test_from_gymnasium_reads_through_wrappers(wrap):
     mdp = from_gymnasium(wrap(_FakeToyText()), gamma=0.9)
@@ -655,8 +668,9 @@ def test_quantecon_refuses_every_bad_input():
         from_quantecon([1.0, 2.0], np.full((2, 1, 2), 0.5), 0.9)
     with pytest.raises(ValueError, match=r"Q must have shape \(n, m, n\) = \(1, 2, 1\) in product form, got \(1, 1\)"):
         from_quantecon([[1.0, 2.0]], [[1.0]], 0.9)
-    with pytest.raises(ValueError, match=r"Q must have shape \(n, m, n\) = \(2, 1, 2\) in product form, got \(2, 2\)"):
-        from_quantecon([[1.0], [2.0]], sp.csr_matrix(np.full((2, 2), 0.5)), 0.9)   # 2-D sparse: pair-form Q
+    with pytest.raises(ValueError,
+                       match=r"Q must have shape \(n, m, n\) = \(2, 1, 2\) in product form, got \(2, 2\)"):
+        from_quantecon([[1.0], [2.0]], sp.csr_matrix(np.full((2, 2), 0.5)), 0.9)   # a 2-D sparse Q is pair form
 
 
 def test_to_quantecon_needs_beta_below_one_and_exports_terminals_absorbing():

@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 import scipy.sparse as sp
 
-from .._validate import check_gamma, check_int
+from .._validate import check_gamma, check_int, check_seed
 from .tabular import TabularMDP
 
 __all__ = ["from_gymnasium", "GymnasiumEnv", "to_gymnasium", "from_quantecon", "to_quantecon"]
@@ -129,7 +129,10 @@ class GymnasiumEnv:
     Observations are state indices (tabular) or canonical node indices (token; the episode ends at
     EOS or at length H). ``reset(seed=…)`` draws s0 ~ μ0 (tabular; token: the root of prompt 0, or a
     uniformly drawn prompt); ``step(a)`` returns ``(s', r, terminated, truncated, info)`` with
-    s' ~ P(·|s, a) and r = r(s, a) (the expected reward of the pair). Spaces are
+    s' ~ P(·|s, a) and r = r(s, a) (the expected reward of the pair); a terminal state (token: the
+    "after the end" index ``n_nodes``) absorbs with reward 0 and ``terminated=True``. ``truncated`` is
+    True at step ``max_episode_steps`` unless that step terminates. ``action`` must be an integer in
+    [0, n_actions) (1.5 is refused, not truncated). Spaces are
     ``gymnasium.spaces.Discrete`` when gymnasium is installed. ``P`` is the toy-text table
     ``P[s][a] = [(p, s', r, terminated)]`` of a tabular MDP, so ``from_gymnasium(to_gymnasium(mdp))``
     reproduces it (plus the sink).
@@ -140,6 +143,8 @@ class GymnasiumEnv:
     def __init__(self, mdp, *, max_episode_steps: Optional[int] = None):
         from .token import TokenMDP
 
+        if max_episode_steps is not None:
+            max_episode_steps = check_int(max_episode_steps, "max_episode_steps")
         self.mdp = mdp
         self._token = isinstance(mdp, TokenMDP)
         if not self._token and not isinstance(mdp, TabularMDP):
@@ -182,7 +187,7 @@ class GymnasiumEnv:
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
+            self._rng = np.random.default_rng(check_seed(seed))
         self._t = 0
         if self._token:
             self._prompt = int(self._rng.integers(self.mdp.n_prompts)) if self.mdp.n_prompts > 1 else 0
