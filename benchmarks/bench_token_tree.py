@@ -7,8 +7,8 @@ Both compute, level by level from the leaves (docs/math.md §4),
     Q(s,a) = r(s,a) + γ V(s·a)            (V = 0 after EOS / at length H)
     V(s)   = β LSE_a(log π_ref(a|s) + Q(s,a)/β),   π*(a|s) = π_ref(a|s) exp((Q(s,a) − V(s))/β)
 
-`mdpsandbox.solve(env, beta=β)` runs all levels in one numba kernel (prange over the nodes of a
-level, numba's default thread count); the baseline is the straightforward numpy code below
+`mdpsandbox.solve(env, beta=β)` runs all levels in one numba kernel (mdpsandbox/solvers/_tree_fast.py:
+blocks of nodes, prange over subtrees, numba's default thread count); the baseline is the straightforward numpy code below
 (one vectorised pass per level, stable LSE with np.max / np.exp / np.log). Both start from
 cached per-node quantities (the baseline from the precomputed log π_ref, mdpsandbox from the
 reference logits and their cached per-node LSE). Timings are medians over interleaved repeats
@@ -20,6 +20,9 @@ drops each Solution before the next solve, so the env's OutputPool hands the sam
 second core takes ~2 ms to get going again on this VM); "cold" keeps every earlier Solution alive, so
 each solve writes into fresh memory from the OS and pays its first-touch page faults (~40 MB; with
 transparent huge pages this varies by 10x between runs) — the cost of a first solve.
+"kernel only" times the kernel (`_tree_fast.tree_backward_fast`) back to back into preallocated
+outputs, and "wrapper overhead" is a `solve` of a 7-node tree minus its kernel call (validation,
+regulariser, the OutputPool, the Solution).
 By default the script runs with 1 thread and with numba's default thread count; the load average
 (os.getloadavg) is printed before and after: timings at load > 1 are not comparable.
 """
@@ -33,6 +36,7 @@ import numba
 import numpy as np
 
 from mdpsandbox import TokenMDP, solve
+from mdpsandbox.solvers._tree_fast import tree_backward_fast
 
 from _timing import median_time  # benchmarks/_timing.py (script directory is on sys.path)
 
@@ -95,6 +99,17 @@ def run(vocab=8, horizon=7, beta=0.5, repeats=7, seed=0, threads=None):
         t_ours.append(median_time(lambda: solve(env, beta=beta), 1))
         t_np.append(median_time(lambda: numpy_kl_tree(rew, log_ref, ls, g, beta), 1))
     tb = median_time(lambda: solve(env, beta=beta), 2 * repeats + 1)  # back to back: no idle gap
+    # the kernel alone (into preallocated outputs) and the Python wrapper's cost (a tiny tree)
+    P, N, Vv = env._rew.shape
+    out = (np.empty((P, N, Vv)), np.empty((P, N)), np.empty((P, N, Vv)))
+    tk = median_time(lambda: tree_backward_fast(env._rew, env._ref, env._lse_ref, ls, g, env.eos, beta, 1.0,
+                                                finite_ref=True, out=out), 2 * repeats + 1)
+    del out
+    tiny = TokenMDP.random(2, 2, reward="dense", seed=seed)
+    solve(tiny, beta=beta)
+    t_tiny = median_time(lambda: solve(tiny, beta=beta), 201)
+    t_tiny_k = median_time(lambda: tree_backward_fast(tiny._rew, tiny._ref, tiny._lse_ref, tiny.level_start, tiny.gamma,
+                                                      tiny.eos, beta, 1.0, finite_ref=True), 201)
     for _ in range(repeats):  # after the comparison: the kept Solutions would slow numpy's allocations too
         t_cold.append(median_time(cold, 1))
     kept.clear()
@@ -102,6 +117,9 @@ def run(vocab=8, horizon=7, beta=0.5, repeats=7, seed=0, threads=None):
     print(f"  mdpsandbox solve : {to * 1e3:8.1f} ms  ({E / to / 1e6:6.1f} M edges/s)  repeat (recycled memory)")
     print(f"  mdpsandbox solve : {tb * 1e3:8.1f} ms  ({E / tb / 1e6:6.1f} M edges/s)  back to back")
     print(f"  mdpsandbox solve : {tc * 1e3:8.1f} ms  ({E / tc / 1e6:6.1f} M edges/s)  cold (fresh memory)")
+    print(f"  kernel only      : {tk * 1e3:8.1f} ms  ({E / tk / 1e6:6.1f} M edges/s)  back to back, preallocated outputs")
+    print(f"  wrapper overhead : {(t_tiny - t_tiny_k) * 1e6:8.1f} us  (solve of a 7-node tree {t_tiny * 1e6:.1f} us, "
+          f"its kernel call {t_tiny_k * 1e6:.1f} us)")
     print(f"  numpy level-wise : {tn * 1e3:8.1f} ms  ({E / tn / 1e6:6.1f} M edges/s)")
     print(f"  speed-up         : {tn / to:6.2f}x repeat, {tn / tc:6.2f}x cold   "
           f"(goals: >= 3x and >= 50 M edges/s; issue 13: >= 300 M edges/s on 2 threads)")
