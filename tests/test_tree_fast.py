@@ -448,3 +448,36 @@ def test_pool_hands_out_cache_line_aligned_memory():
         del a
         b = pool.empty(shape)  # recycled: still aligned
         assert b.__array_interface__["data"][0] % 64 == 0
+
+
+def test_shared_task_counter_hands_out_every_subtree_exactly_once():
+    """The parallel workers take subtrees from a shared atomic counter until it passes the number of
+    tasks: every task runs exactly once, whichever thread takes it (and the solve's numbers do not
+    depend on the thread count)."""
+    import numba
+
+    from mdpsandbox.solvers._tree_fast import _next_task
+
+    @numba.njit(parallel=True)
+    def run(n_tasks, n_workers):
+        counter = np.zeros(1, dtype=np.int64)
+        hits = np.zeros(n_tasks, dtype=np.int64)
+        for _w in numba.prange(n_workers):
+            t = _next_task(counter)
+            while t < n_tasks:
+                hits[t] += 1
+                t = _next_task(counter)
+        return hits
+
+    for n_tasks, n_workers in ((1, 2), (64, 2), (1000, 2), (7, 1), (0, 2)):
+        np.testing.assert_array_equal(run(n_tasks, n_workers), np.ones(n_tasks, dtype=np.int64))
+    env = ms.TokenMDP.random(4, 6, reward="dense", seed=6, eos=2, n_prompts=3)
+    env.lse_ref
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = _fast(env, 0.3, 1.0, split=1)
+        numba.set_num_threads(before)
+        _equal(one, _fast(env, 0.3, 1.0, split=1))
+    finally:
+        numba.set_num_threads(before)
