@@ -128,7 +128,8 @@ else:
 
     @_intrinsic
     def _next_task(typingctx, counter):
-        """Atomically counter[0] += 1; returns the old value (the next task to run)."""
+        """Atomically counter[0] += 1 (int64 array); returns the old value: the next task of a shared
+        work counter (dynamic scheduling inside a prange over workers)."""
         def codegen(context, builder, signature, args):
             ary = context.make_array(signature.args[0])(context, builder, args[0])
             ptr = builder.gep(ary.data, [_ir.Constant(_ir.IntType(64), 0)])
@@ -421,45 +422,36 @@ def _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, has_child, i0, i1, 
 
 @numba.njit(parallel=True, fastmath=False, cache=True, error_model="numpy")
 def _tree_fast_kernel(rew, ell, lse_ell, level_start, n_nodes, V, gamma, eos, lam, c, finite, block, hs,
-                      q, v, pol, phq, php, n_threads):
+                      q, v, pol, phq, php):
     # rew, ell, q, pol: flat (P*N*V,); lse_ell, v: (P*N,). Row (node) i of prompt p is p*N + i;
     # the child of edge k = i*V + a of level h (i = p*N + level_start[h] + j) is row
     # p*N + level_start[h+1] + j*V + a = k − d with d = p*N*(V − 1) + level_start[h]*V − level_start[h+1].
     # Levels hs..H−1: one parallel task per subtree rooted at a node of level hs (its nodes on
     # level h are V^(h−hs) consecutive rows, so the task runs its own levels backwards with no
     # barrier in between); levels 0..hs−1 (few nodes) then run serially.
-    # The subtrees are handed out one at a time from a shared counter (each thread takes the next
-    # one when it is done with its last): a thread that starts late — a vCPU resuming after an idle
-    # gap, a core shared with another process — leaves its share to the others instead of holding
-    # up the end of the solve by its static half. Which thread runs a subtree changes no number.
     Pn = v.shape[0] // n_nodes
     H = level_start.shape[0] - 1
     if hs < H:
         ns = level_start[hs + 1] - level_start[hs]  # V^hs subtrees per prompt
-        n_tasks = Pn * ns
-        counter = np.zeros(1, dtype=np.int64)
-        for _w in numba.prange(min(n_threads, n_tasks)):  # (numba.get_num_threads() here: no caching)
+        for t in numba.prange(Pn * ns):
+            p = t // ns
+            j = t - p * ns
             qs = np.empty(block * V)
             ps = np.empty(block * V)
             mark = np.empty(block)
             sv = np.empty(block)
             mv = np.empty(block)
-            t = _next_task(counter)
-            while t < n_tasks:
-                p = t // ns
-                j = t - p * ns
-                width = 1
-                for _ in range(H - 1 - hs):
-                    width *= V
-                for h in range(H - 1, hs - 1, -1):
-                    a0 = level_start[h]
-                    first = p * n_nodes + a0 + j * width
-                    d = p * n_nodes * (V - 1) + a0 * V - level_start[h + 1]
-                    for b0 in range(0, width, block):
-                        _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, h < H - 1, first + b0,
-                               first + min(b0 + block, width), d, q, v, pol, qs, ps, mark, sv, mv, phq, php)
-                    width //= V
-                t = _next_task(counter)
+            width = 1
+            for _ in range(H - 1 - hs):
+                width *= V
+            for h in range(H - 1, hs - 1, -1):
+                a0 = level_start[h]
+                first = p * n_nodes + a0 + j * width
+                d = p * n_nodes * (V - 1) + a0 * V - level_start[h + 1]
+                for b0 in range(0, width, block):
+                    _block(rew, ell, lse_ell, V, gamma, eos, lam, c, finite, h < H - 1, first + b0,
+                           first + min(b0 + block, width), d, q, v, pol, qs, ps, mark, sv, mv, phq, php)
+                width //= V
             _store_fence()
     qs = np.empty(block * V)
     ps = np.empty(block * V)
@@ -538,7 +530,7 @@ def tree_backward_fast(rewards, ref_logits, lse_ref, level_start, gamma: float, 
                       np.ascontiguousarray(lse_ref).reshape(-1), np.asarray(level_start, dtype=np.int64), N, V,
                       float(gamma), -1 if eos is None else int(eos), float(lam), float(c), bool(finite_ref), block,
                       _split_level(V, len(level_start) - 1, Pn) if split is None else int(split),
-                      q.reshape(-1), v.reshape(-1), pol.reshape(-1), _phase(q), _phase(pol), numba.get_num_threads())
+                      q.reshape(-1), v.reshape(-1), pol.reshape(-1), _phase(q), _phase(pol))
     return q, v, pol
 
 
