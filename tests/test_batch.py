@@ -127,7 +127,9 @@ def test_pivot_free_elimination_solves_i_minus_gamma_p_pi_like_a_direct_solve(se
 
 def _suspect_and_exact(P2, atol):
     """(suspect rows of the fast pass, code of the exact check); the threaded and serial fast passes agree."""
-    n = _batch._count_suspect_rows(P2, atol)
+    n = _batch._count_suspect_rows(P2, atol, 2)
+    assert _batch._count_suspect_rows(P2, atol, 1) == n          # any number of workers, same count
+    assert _batch._count_suspect_rows(P2, atol, 7) == n
     assert _batch._count_suspect_rows_serial(P2, atol) == n
     return n, _batch._check_stochastic(P2, atol)[0]
 
@@ -192,3 +194,27 @@ def test_mdp_solved_alone_equals_it_solved_in_a_batch_of_several_prange_tasks(me
             act = np.argmax(full.policy[b], axis=1)
             vpi = np.linalg.solve(np.eye(S) - gammas[b] * P[b][idx, act], R[b][idx, act])
             assert np.max(np.abs(full.v[b] - vpi)) <= 1e-12 * (1 + np.max(np.abs(vpi))) / (1 - gammas[b])
+
+
+@pytest.mark.parametrize("method", ["pi", "vi"])
+def test_dynamically_scheduled_batch_solves_every_mdp_once_with_the_same_bits_for_any_thread_count(method):
+    import numba
+
+    rng = np.random.default_rng(3)
+    B, S, A = 203, 5, 3                                    # 13 tasks of 16 MDPs, the last one short
+    P = rng.random((B, S, A, S)) ** 4
+    P /= P.sum(-1, keepdims=True)
+    R = rng.random((B, S, A))
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = ms.solve_batch(P, R, 0.9, method=method)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = ms.solve_batch(P, R, 0.9, method=method)
+    finally:
+        numba.set_num_threads(before)
+    for f in ("q", "v", "policy", "residual", "iterations", "converged"):
+        np.testing.assert_array_equal(getattr(one, f), getattr(many, f))
+    for b in range(B):                                     # every MDP was solved, by exactly its own numbers
+        alone = ms.solve_batch(P[b:b + 1], R[b:b + 1], 0.9, method=method)
+        np.testing.assert_array_equal(alone.v[0], many.v[b])

@@ -16,6 +16,7 @@ import numpy as np
 
 from .._validate import (STOCHASTIC_ATOL, check_distribution, check_finite, check_gamma, check_int, check_positive,
                          normalise_rows, fmt)
+from ._tree_fast import _next_task
 from .backups import _kl_term, _soft_row_x
 
 __all__ = ["BatchSolution", "solve_batch"]
@@ -82,17 +83,30 @@ def _row_suspect(P2, i, lim):
     return 1 if neg > 0 or not abs(tot - 1.0) <= lim else 0
 
 
+_CHECK_ROWS = 2048  # rows of P per task of the parallel stochasticity pass
+
+
 @numba.njit(parallel=True, cache=True)
-def _count_suspect_rows(P2, atol):
+def _count_suspect_rows(P2, atol, n_threads):
     """Number of rows that may be non-stochastic (:func:`_row_suspect` with lim = atol − 64·S·ε, a
     margin above the reassociated sum's round-off). One parallel, vectorised pass; any suspect row
     sends the caller to the exact serial check :func:`_check_stochastic`, which decides and names
-    the row."""
+    the row. Blocks of rows are handed out from a shared counter (see :func:`_solve_batch_kernel`)."""
     lim = atol - 64.0 * P2.shape[1] * 2.220446049250313e-16
-    bad = 0
-    for i in numba.prange(P2.shape[0]):
-        bad += _row_suspect(P2, i, lim)
-    return bad
+    n = P2.shape[0]
+    n_tasks = (n + _CHECK_ROWS - 1) // _CHECK_ROWS
+    n_w = min(n_threads, n_tasks)
+    part = np.zeros(max(n_w, 1), dtype=np.int64)
+    counter = np.zeros(1, dtype=np.int64)
+    for w in numba.prange(n_w):
+        mine = 0  # a local count: adding into part[w] per row would bounce its cache line between threads
+        t = _next_task(counter)
+        while t < n_tasks:
+            for i in range(t * _CHECK_ROWS, min(n, (t + 1) * _CHECK_ROWS)):
+                mine += _row_suspect(P2, i, lim)
+            t = _next_task(counter)
+        part[w] = mine
+    return part.sum()
 
 
 @numba.njit(cache=True)
@@ -205,15 +219,26 @@ _LOOKAHEAD = 3
 
 
 @numba.njit(parallel=True, cache=True)
-def _solve_batch_kernel(P, R, gammas, temp, beta, log_ref, ref, extra, use_pi, tol, max_iter, q, v, pol, res, its, conv):
+def _solve_batch_kernel(P, R, gammas, temp, beta, log_ref, ref, extra, use_pi, tol, max_iter, q, v, pol, res, its, conv,
+                        n_threads):
+    """Every MDP of the batch, in tasks of _CHUNK MDPs handed out one at a time from a shared atomic
+    counter (dynamic scheduling): a worker thread that starts late — a vCPU resuming after an idle
+    gap, a core shared with another process — leaves its share to the others instead of holding up
+    the end by a static half (numba's prange splits statically). Which thread solves an MDP changes
+    no number. ``n_threads`` is passed in (numba.get_num_threads() inside would disable caching)."""
     B, S, A, _ = P.shape
-    for ch in numba.prange((B + _CHUNK - 1) // _CHUNK):
+    n_tasks = (B + _CHUNK - 1) // _CHUNK
+    counter = np.zeros(1, dtype=np.int64)
+    for _w in numba.prange(min(n_threads, n_tasks)):
         tv = np.zeros(S)
         M = np.empty((S, S))
         act = np.zeros(S, dtype=np.int64)
-        for b in range(ch * _CHUNK, min(B, (ch + 1) * _CHUNK)):
-            _solve_one(b, P, R, gammas, temp, beta, log_ref, ref, extra, use_pi, tol, max_iter, q, v, pol, res, its,
-                       conv, tv, M, act)
+        t = _next_task(counter)
+        while t < n_tasks:
+            for b in range(t * _CHUNK, min(B, (t + 1) * _CHUNK)):
+                _solve_one(b, P, R, gammas, temp, beta, log_ref, ref, extra, use_pi, tol, max_iter, q, v, pol, res,
+                           its, conv, tv, M, act)
+            t = _next_task(counter)
 
 
 @numba.njit(cache=True)
@@ -348,8 +373,12 @@ def solve_batch(P, R, gamma, *, temperature: Optional[float] = None, beta: Optio
     # one fused pass (numba) instead of several full-size numpy temporaries
     atol = STOCHASTIC_ATOL * max(1, S)
     code = 0
-    suspects = _count_suspect_rows if P.size >= _PARALLEL_CHECK_MIN else _count_suspect_rows_serial
-    if suspects(P.reshape(-1, S), atol):
+    n_threads = numba.get_num_threads()
+    if P.size >= _PARALLEL_CHECK_MIN:
+        suspect = _count_suspect_rows(P.reshape(-1, S), atol, n_threads)
+    else:
+        suspect = _count_suspect_rows_serial(P.reshape(-1, S), atol)
+    if suspect:
         code, row, value = _check_stochastic(P.reshape(-1, S), atol)
     if code:
         b, rest = divmod(int(row), S * A)
@@ -401,5 +430,5 @@ def solve_batch(P, R, gamma, *, temperature: Optional[float] = None, beta: Optio
     its = np.empty(B, dtype=np.int64)
     conv = np.empty(B, dtype=np.bool_)
     _solve_batch_kernel(P, np.ascontiguousarray(R), gam, t, bt, log_ref, np.ascontiguousarray(ref), extra,
-                        method == "pi", tol, max_iter, q, v, pol, res, its, conv)
+                        method == "pi", tol, max_iter, q, v, pol, res, its, conv, n_threads)
     return BatchSolution(q, v, pol, res, its, conv, method, bt or None, t or None)
