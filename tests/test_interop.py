@@ -1,5 +1,6 @@
 """Converters from/to gymnasium toy-text tables and QuantEcon DiscreteDP inputs: round trips and the
 libraries' documented examples solved to their published (or exactly derived) values."""
+import itertools
 from fractions import Fraction
 
 import numpy as np
@@ -71,11 +72,11 @@ def test_from_gymnasium_refuses_malformed_tables():
             from_gymnasium(P={0: {0: outs}}, n_states=1, n_actions=1)
     with pytest.raises(ValueError, match=r"initial must have shape \(1,\)"):
         from_gymnasium(P={0: {0: [(1.0, 0, 0.0, False)]}}, n_states=1, n_actions=1, initial=[0.5, 0.5])
-    with pytest.raises(ValueError, match="either env or P"):
+    with pytest.raises(ValueError, match=r"^pass either env or P, not both$"):
         from_gymnasium(object(), P={0: {0: [(1.0, 0, 0.0, False)]}})
-    with pytest.raises(ValueError, match="no transition table P"):
+    with pytest.raises(ValueError, match=r"^env has no transition table P \(got object\)"):
         from_gymnasium(object())
-    with pytest.raises(ValueError, match="needs env, or P"):
+    with pytest.raises(ValueError, match=r"^from_gymnasium needs env, or P with n_states and n_actions$"):
         from_gymnasium(P={0: {0: [(1.0, 0, 0.0, False)]}}, n_states=1)
 
 
@@ -372,17 +373,17 @@ def test_gymnasium_view_spaces_and_refusals():
     env = to_gymnasium(mdp)
     assert env.observation_space.n == 5 and env.action_space.n == 2
     assert (env.n_observations, env.n_actions) == (5, 2)
-    with pytest.raises(ValueError, match="reset"):
+    with pytest.raises(ValueError, match=r"^call reset\(\) before step\(\)$"):
         env.step(0)
     env.reset(seed=0)
     for bad in (2, -1, 1.5, "x", None):
         with pytest.raises(ValueError, match="action"):
             env.step(bad)
     assert env.step(np.int64(1))[0] == 0                  # numpy integers are actions
-    with pytest.raises(ValueError, match="TabularMDP or TokenMDP"):
+    with pytest.raises(ValueError, match=r"^mdp must be a TabularMDP or TokenMDP, got object$"):
         to_gymnasium(object())
     for bad in (0, -1, 2.5, True):
-        with pytest.raises(ValueError, match="max_episode_steps"):
+        with pytest.raises(ValueError, match=r"^max_episode_steps must"):
             to_gymnasium(mdp, max_episode_steps=bad)
     for bad in (-1, 1.5, "0"):
         with pytest.raises(ValueError, match="seed"):
@@ -393,7 +394,7 @@ def test_gymnasium_view_spaces_and_refusals():
     assert tenv.action_space.n == 3
     with pytest.raises(AttributeError, match="tabular"):
         tenv.P
-    with pytest.raises(ValueError, match="reset"):
+    with pytest.raises(ValueError, match=r"^call reset\(\) before step\(\)$"):
         tenv.step(0)
     tenv.reset(seed=0)
     for bad in (3, -1, 0.5):
@@ -578,14 +579,14 @@ def test_from_gymnasium_refuses_bad_sizes_and_the_boundary_state():
         from_gymnasium(P={0: {0: [(1.0, 2, 0.0, False)]}, 1: {0: [(1.0, 0, 0.0, False)]}}, n_states=2, n_actions=1)
     with pytest.raises(ValueError, match=r"P has no entry for state 1 \(expected states 0\.\.1\)"):
         from_gymnasium(P={0: ok[0]}, n_states=2, n_actions=1)
-    with pytest.raises(ValueError, match="needs env, or P"):
+    with pytest.raises(ValueError, match=r"^from_gymnasium needs env, or P with n_states and n_actions$"):
         from_gymnasium(P=ok, n_actions=1)
-    with pytest.raises(ValueError, match="needs env, or P"):
+    with pytest.raises(ValueError, match=r"^from_gymnasium needs env, or P with n_states and n_actions$"):
         from_gymnasium(n_states=2, n_actions=1)
     for bad in (0, 2.5, -1, True):
-        with pytest.raises(ValueError, match="n_states"):
+        with pytest.raises(ValueError, match=r"^n_states must"):
             from_gymnasium(P=ok, n_states=bad, n_actions=1)
-        with pytest.raises(ValueError, match="n_actions"):
+        with pytest.raises(ValueError, match=r"^n_actions must"):
             from_gymnasium(P=ok, n_states=2, n_actions=bad)
     # total within 1e-9 of 1 is accepted (float sums of table entries), farther is refused
     from_gymnasium(P={0: {0: [(0.5, 0, 0.0, False), (0.5 + 5e-10, 0, 0.0, False)]}}, n_states=1, n_actions=1)
@@ -637,11 +638,11 @@ def test_quantecon_refuses_every_bad_input():
         sa(a_indices=a[:2])
     with pytest.raises(ValueError, match=shape):
         sa(R=R[:, None], s_indices=s[:, None], a_indices=a[:, None])
-    with pytest.raises(ValueError, match="needs both s_indices and a_indices"):
+    with pytest.raises(ValueError, match=r"^state-action-pair form needs both s_indices and a_indices$"):
         sa(a_indices=None)
-    with pytest.raises(ValueError, match="must be integer arrays"):
+    with pytest.raises(ValueError, match=r"^s_indices and a_indices must be integer arrays$"):
         sa(s_indices=s.astype(float))
-    with pytest.raises(ValueError, match="must be integer arrays"):
+    with pytest.raises(ValueError, match=r"^s_indices and a_indices must be integer arrays$"):
         sa(a_indices=a.astype(float))
     with pytest.raises(ValueError, match=r"s_indices must lie in \[0, 2\), got range \[-1, 1\]"):
         sa(s_indices=np.array([1, 0, -1]))
@@ -653,9 +654,9 @@ def test_quantecon_refuses_every_bad_input():
         sa(a_indices=np.array([0, 1, 1]))
     with pytest.raises(ValueError, match=r"Q must have shape \(L, n\) with L = len\(R\) = 3"):
         sa(Q=Q[:2])
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ValueError, match=r"^state-action-pair form needs at least one \(s_indices, a_indices\) pair$"):
         sa(R=np.zeros(0), Q=np.zeros((0, 2)), s_indices=np.zeros(0, int), a_indices=np.zeros(0, int))
-    nonfinite = "R must not contain NaN or \\+inf"
+    nonfinite = r"^R must not contain NaN or \+inf \(use -inf for infeasible actions\)$"
     for bad in (np.nan, np.inf):
         with pytest.raises(ValueError, match=nonfinite):
             sa(R=np.array([-1.0, bad, 5.0]))
@@ -678,14 +679,14 @@ def test_to_quantecon_needs_beta_below_one_and_exports_terminals_absorbing():
     P[0, 0, 1] = 1.0
     P[1, 0, 0] = 1.0                                          # terminal state 1's row is ignored by mdpsandbox
     mdp = ms.TabularMDP(P, [[1.0], [5.0]], 1.0, terminal=[1])
-    with pytest.raises(ValueError, match="beta < 1"):
+    with pytest.raises(ValueError, match=r"^QuantEcon's DiscreteDP needs beta < 1; mdp has gamma = 1$"):
         to_quantecon(mdp)
     g = float(np.nextafter(1.0, 0.0))
     R, Q, beta = to_quantecon(mdp.replace(gamma=g))
     assert beta == g
     np.testing.assert_array_equal(Q, [[[0.0, 1.0]], [[0.0, 1.0]]])
     np.testing.assert_array_equal(R, [[1.0], [0.0]])
-    with pytest.raises(ValueError, match="mdp must be a TabularMDP"):
+    with pytest.raises(ValueError, match=r"^mdp must be a TabularMDP, got TokenMDP$"):
         to_quantecon(ms.TokenMDP.random(2, 2, seed=0))
     mdp2 = ms.garnet(3, 2, 2, gamma=0.9, seed=0)
     with pytest.raises(ValueError, match=r"feasible must have shape \(3, 2\)"):
@@ -701,7 +702,7 @@ def test_mdptoolbox_action_first_by_definition_dense_and_sparse():
     from mdpsandbox.envs.convert import from_mdptoolbox
 
     rng = np.random.default_rng(3)
-    A, S = 2, 3
+    A, S = 3, 4                                  # A ≠ 2 and A ≠ S: a wrong row interleave cannot hide
     P = rng.random((A, S, S))
     P /= P.sum(axis=2, keepdims=True)
     R3 = rng.normal(size=(A, S, S))
@@ -718,16 +719,16 @@ def test_mdptoolbox_action_first_by_definition_dense_and_sparse():
         mdp = from_mdptoolbox(P_in, R_in, 0.9)
         np.testing.assert_allclose(mdp.dense_P(), P_ref, rtol=0, atol=1e-15)
         np.testing.assert_allclose(mdp.R, r_ref, rtol=1e-14, atol=1e-15)
-    m = from_mdptoolbox([sp.csr_matrix(x) for x in P], np.array([1.0, 2.0, 3.0]), 0.9)
+    m = from_mdptoolbox([sp.csr_matrix(x) for x in P], np.array([1.0, 2.0, 3.0, 4.0]), 0.9)
     assert m.is_sparse
-    np.testing.assert_array_equal(m.R, [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    np.testing.assert_array_equal(m.R, np.repeat([[1.0], [2.0], [3.0], [4.0]], 3, axis=1))
 
 
 def test_mdptoolbox_passes_terminal_initial_and_ref_policy_through():
     from mdpsandbox.envs.convert import from_mdptoolbox
 
     P, R = _forest()
-    init = np.array([0.5, 0.5, 0.0])
+    init = np.array([0.25, 0.75, 0.0])                  # not the default (uniform off the terminal)
     ref = np.array([[0.25, 0.75], [0.5, 0.5], [1.0, 0.0]])
     for P_in in (P, [sp.csr_matrix(m) for m in P]):
         mdp = from_mdptoolbox(P_in, R, 0.9, terminal=[2], initial=init, ref_policy=ref)
@@ -764,14 +765,16 @@ def test_to_mdptoolbox_exports_terminal_states_absorbing_with_zero_reward():
     # state 2 is terminal in mdpsandbox (value 0; its stored row and reward are ignored). pymdptoolbox
     # has no terminal set, so the export must make it absorbing with reward 0 to mean the same MDP.
     P, R = _forest()
-    for P_in in (P, [sp.csr_matrix(m) for m in P]):
-        mdp = from_mdptoolbox(P_in, R, 0.9, terminal=[2])
+    for P_in, term in itertools.product((P, [sp.csr_matrix(m) for m in P]), ([2], [0], [0, 1])):
+        mdp = from_mdptoolbox(P_in, R, 0.9, terminal=term)
         P_out, R_out = to_mdptoolbox(mdp)
         P_out = np.stack([m.toarray() for m in P_out]) if isinstance(P_out, list) else P_out
-        np.testing.assert_array_equal(P_out[:, 2], [[0.0, 0.0, 1.0]] * 2)
-        np.testing.assert_array_equal(R_out[2], [0.0, 0.0])
-        np.testing.assert_array_equal(P_out[:, :2], P[:, :2])
-        np.testing.assert_array_equal(R_out[:2], R[:2])
+        keep = np.setdiff1d(np.arange(3), term)
+        for t in term:
+            np.testing.assert_array_equal(P_out[:, t], [np.eye(3)[t]] * 2)
+            np.testing.assert_array_equal(R_out[t], [0.0, 0.0])
+        np.testing.assert_array_equal(P_out[:, keep], P[:, keep])
+        np.testing.assert_array_equal(R_out[keep], R[keep])
         # pymdptoolbox's Bellman operator on the exported arrays has mdpsandbox's V* as its fixed point
         v = np.zeros(3)
         for _ in range(2000):

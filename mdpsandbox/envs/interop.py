@@ -201,9 +201,10 @@ class GymnasiumEnv:
             raise ValueError("call reset() before step()")
         try:
             a = int(action)
+            valid = a == action and 0 <= a < self.n_actions        # 1.5 is not action 1
         except (TypeError, ValueError):
-            a = None
-        if a is None or a != action or not 0 <= a < self.n_actions:   # 1.5 is not action 1
+            valid = False
+        if not valid:
             raise ValueError(f"action must be an integer in [0, {self.n_actions}), got {action!r}")
         self._t += 1
         truncated = self.max_episode_steps is not None and self._t >= self.max_episode_steps
